@@ -1,0 +1,1 @@
+"""Lambda function package: manual_intervention (CodeUri in template.yaml)."""

@@ -1,0 +1,1 @@
+"""Lambda function package: order_processing (CodeUri in template.yaml)."""

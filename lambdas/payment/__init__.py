@@ -1,0 +1,1 @@
+"""Lambda function package: payment (CodeUri in template.yaml)."""

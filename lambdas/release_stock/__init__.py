@@ -1,0 +1,1 @@
+"""Lambda function package: release_stock (CodeUri in template.yaml)."""

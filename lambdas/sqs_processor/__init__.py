@@ -1,0 +1,1 @@
+"""Lambda function package: sqs_processor (CodeUri in template.yaml)."""

@@ -1,0 +1,50 @@
+"""SQSProcessor: start one fulfilment workflow per reserved order from the Orders queue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from pipeline import wiring
+from pipeline.usecases import fulfilment_start, parse_fulfilment_message
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+@tracer.capture_method
+def handle_record(record: SQSRecord) -> None:
+    """Start (or find) the workflow of one message; a failure leaves it for redelivery."""
+    order_id, _ = parse_fulfilment_message(record.body)
+    logger.append_keys(order_id=order_id)
+    try:
+        result = fulfilment_start(workflow=wiring.fulfilment_workflow(), body=record.body)
+        if result.started:
+            metrics.add_metric("WorkflowsStarted", MetricUnit.Count, 1)
+            logger.info("workflow started", extra={"execution_arn": result.execution_arn})
+        else:
+            metrics.add_metric("DuplicateDeliveries", MetricUnit.Count, 1)
+            logger.info("workflow already exists", extra={"execution_arn": result.execution_arn})
+    finally:
+        logger.remove_keys(["order_id"])
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Queue batch entry point; failed messages are reported, the rest deleted by Lambda."""
+    return process_partial_response(
+        event=event, record_handler=handle_record, processor=processor, context=context
+    )

@@ -1,0 +1,1 @@
+"""Adapters that carry the domain to AWS: DynamoDB, SQS and Step Functions."""

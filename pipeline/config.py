@@ -1,0 +1,57 @@
+"""Names of the pipeline's AWS resources, read from the environment when asked, never at import."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+class MissingSetting(RuntimeError):
+    """A resource name the code needs is not in the environment."""
+
+
+# Environment variable -> what it names. template.yaml sets these on every function; the local
+# runtime writes them to its env file; the portal reads them from its environment.
+ENV_ORDERS_TABLE = "ORDERS_TABLE_NAME"
+ENV_INVENTORY_TABLE = "INVENTORY_TABLE_NAME"
+ENV_ORDERS_QUEUE_URL = "ORDERS_QUEUE_URL"
+ENV_DLQ_URL = "ORDERS_DLQ_URL"
+ENV_STATE_MACHINE_ARN = "STATE_MACHINE_ARN"
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """Where the pipeline's data and queues live."""
+
+    orders_table: str | None
+    inventory_table: str | None
+    orders_queue_url: str | None
+    dlq_url: str | None
+    state_machine_arn: str | None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> PipelineSettings:
+        """Read the settings from `environ` (default: os.environ)."""
+        env = os.environ if environ is None else environ
+        return cls(
+            orders_table=env.get(ENV_ORDERS_TABLE) or None,
+            inventory_table=env.get(ENV_INVENTORY_TABLE) or None,
+            orders_queue_url=env.get(ENV_ORDERS_QUEUE_URL) or None,
+            dlq_url=env.get(ENV_DLQ_URL) or None,
+            state_machine_arn=env.get(ENV_STATE_MACHINE_ARN) or None,
+        )
+
+    def require(self, name: str) -> str:
+        """The named setting, or a MissingSetting error naming its environment variable."""
+        value = getattr(self, name)
+        if not value:
+            env_name = {
+                "orders_table": ENV_ORDERS_TABLE,
+                "inventory_table": ENV_INVENTORY_TABLE,
+                "orders_queue_url": ENV_ORDERS_QUEUE_URL,
+                "dlq_url": ENV_DLQ_URL,
+                "state_machine_arn": ENV_STATE_MACHINE_ARN,
+            }[name]
+            raise MissingSetting(f"{env_name} is not set")
+        return value

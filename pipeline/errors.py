@@ -1,0 +1,115 @@
+"""Domain exceptions; their class names double as the ErrorEquals names of the state machine."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+
+class PipelineError(Exception):
+    """Base of every error the pipeline raises on purpose."""
+
+
+class InvalidOrder(PipelineError, ValueError):
+    """An order request that breaks the rules; `errors` maps field names to messages."""
+
+    def __init__(self, errors: Mapping[str, object]):
+        self.errors = dict(errors)
+        super().__init__("; ".join(f"{field}: {msg}" for field, msg in self.errors.items()))
+
+
+class OrderNotFound(PipelineError, LookupError):
+    """No order with this id."""
+
+    def __init__(self, order_id: str):
+        self.order_id = order_id
+        super().__init__(f"order {order_id} does not exist")
+
+
+class OrderAlreadyExists(PipelineError):
+    """A write that must create an order found one with the same id."""
+
+    def __init__(self, order_id: str):
+        self.order_id = order_id
+        super().__init__(f"order {order_id} already exists")
+
+
+class InvalidTransition(PipelineError):
+    """The order is not in a status from which the requested change is allowed."""
+
+    def __init__(self, order_id: str, current: str | None, target: str):
+        self.order_id = order_id
+        self.current = current
+        self.target = target
+        super().__init__(f"order {order_id} cannot move from {current} to {target}")
+
+
+@dataclass(frozen=True)
+class Shortage:
+    """One order line that cannot be reserved: unknown item or not enough stock."""
+
+    item_name: str
+    requested: int
+    available: int | None  # None: the item is not in the inventory at all
+
+    @property
+    def unknown(self) -> bool:
+        """The item does not exist in the inventory."""
+        return self.available is None
+
+    def describe(self) -> str:
+        """A sentence naming the line, for StatusReason."""
+        if self.unknown:
+            return f"unknown item '{self.item_name}'"
+        return (
+            f"insufficient stock for '{self.item_name}' "
+            f"(requested {self.requested}, available {self.available})"
+        )
+
+    def as_item(self) -> dict[str, object]:
+        """The DynamoDB / JSON shape of this shortage."""
+        return {
+            "ItemName": self.item_name,
+            "Requested": self.requested,
+            "Available": self.available,
+            "Problem": "UNKNOWN_ITEM" if self.unknown else "INSUFFICIENT_STOCK",
+        }
+
+
+class InsufficientStock(PipelineError):
+    """One or more lines of an order cannot be reserved; nothing was reserved."""
+
+    def __init__(self, shortages: Sequence[Shortage]):
+        self.shortages = tuple(shortages)
+        super().__init__(describe_shortages(self.shortages))
+
+
+def describe_shortages(shortages: Sequence[Shortage]) -> str:
+    """The rejection reason naming every short or unknown line."""
+    return "Rejected: " + "; ".join(s.describe() for s in shortages)
+
+
+class ReservationContention(PipelineError):
+    """Reservation kept colliding with concurrent transactions; safe to retry later."""
+
+
+# -- Payment ------------------------------------------------------------------------------------
+
+
+class PaymentDeclined(PipelineError):
+    """The payment provider refused the charge; retrying will not help."""
+
+
+class PaymentGatewayUnavailable(PipelineError):
+    """The payment provider could not be reached or failed transiently; retry with backoff."""
+
+
+# -- Shipping -----------------------------------------------------------------------------------
+
+
+class CarrierUnavailable(PipelineError):
+    """The carrier could not create a shipment right now; retry."""
+
+
+class AddressRejected(PipelineError):
+    """The carrier cannot deliver to the address; a person must fix it."""

@@ -1,0 +1,126 @@
+"""The mock payment gateway: approvals, declines and transient failures, with test tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+from pipeline.domain import utc_now
+from pipeline.errors import PaymentDeclined, PaymentGatewayUnavailable
+
+# Test tokens, in the manner of real gateways' sandbox cards: they make an outcome certain.
+TOKEN_APPROVE = "tok_approve"
+TOKEN_DECLINE = "tok_decline"
+TOKEN_UNAVAILABLE = "tok_unavailable"
+TOKEN_FLAKY_PREFIX = "tok_flaky_"  # tok_flaky_2: unavailable on attempts 0 and 1, then approved
+
+
+@dataclass(frozen=True)
+class Charge:
+    """An approved payment."""
+
+    transaction_id: str
+    amount: Decimal
+    currency: str
+    processed_at: str
+
+    def as_item(self) -> dict[str, object]:
+        """The stored shape on the order (`Payment`)."""
+        return {
+            "TransactionId": self.transaction_id,
+            "Amount": self.amount,
+            "Currency": self.currency,
+            "ProcessedAt": self.processed_at,
+        }
+
+
+def _rate(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    value = float(raw)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be between 0 and 1, got {raw}")
+    return value
+
+
+class MockPaymentGateway:
+    """Approves `success_rate` of charges (the seed's 90% by default).
+
+    With a seed the outcome is a pure function of the seed and the idempotency key, so the same
+    order gets the same answer in every process and on every retry (the deterministic mode).
+    """
+
+    def __init__(
+        self,
+        *,
+        success_rate: float = 0.9,
+        transient_error_rate: float = 0.0,
+        seed: str | None = None,
+    ):
+        self.success_rate = success_rate
+        self.transient_error_rate = transient_error_rate
+        self.seed = seed
+        self._rng = random.Random()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> MockPaymentGateway:
+        """PAYMENT_SUCCESS_RATE, PAYMENT_TRANSIENT_ERROR_RATE, PAYMENT_RANDOM_SEED."""
+        env = os.environ if environ is None else environ
+        return cls(
+            success_rate=_rate(env, "PAYMENT_SUCCESS_RATE", 0.9),
+            transient_error_rate=_rate(env, "PAYMENT_TRANSIENT_ERROR_RATE", 0.0),
+            seed=env.get("PAYMENT_RANDOM_SEED") or None,
+        )
+
+    def _draw(self, key: str, salt: str) -> float:
+        if self.seed is None:
+            return self._rng.random()
+        digest = hashlib.sha256(f"{self.seed}:{salt}:{key}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64
+
+    def charge(
+        self,
+        *,
+        amount: Decimal,
+        currency: str,
+        token: str | None,
+        idempotency_key: str,
+        attempt: int = 0,
+    ) -> Charge:
+        """Charge `amount`; raise PaymentDeclined or PaymentGatewayUnavailable."""
+        token = token or ""
+        if token == TOKEN_DECLINE:
+            raise PaymentDeclined("card declined by issuer (test token)")
+        if token == TOKEN_UNAVAILABLE:
+            raise PaymentGatewayUnavailable("payment gateway timed out (test token)")
+        if token.startswith(TOKEN_FLAKY_PREFIX):
+            failures = int(token.removeprefix(TOKEN_FLAKY_PREFIX) or "1")
+            if attempt < failures:
+                raise PaymentGatewayUnavailable(
+                    f"payment gateway timed out (test token, attempt {attempt + 1} of "
+                    f"{failures} failing)"
+                )
+        elif token != TOKEN_APPROVE:
+            # Transient errors draw per attempt, the decision per order: a retry can get through
+            # a flaky gateway but never turns a decline into an approval.
+            if self._draw(f"{idempotency_key}:{attempt}", "transient") < self.transient_error_rate:
+                raise PaymentGatewayUnavailable("payment gateway returned 503")
+            if self._draw(idempotency_key, "decision") >= self.success_rate:
+                raise PaymentDeclined("card declined by issuer")
+        return Charge(
+            transaction_id="txn_" + uuid.uuid4().hex[:24],
+            amount=amount,
+            currency=currency,
+            processed_at=utc_now(),
+        )
+
+
+def refund_charge(transaction_id: str) -> str:
+    """Void an approved mock charge; return the refund id (the mock has no money to move)."""
+    return "rfd_" + hashlib.sha256(transaction_id.encode()).hexdigest()[:24]

@@ -1,0 +1,32 @@
+"""Builds the adapters from the environment's settings, for handlers, the portal and scripts."""
+
+from __future__ import annotations
+
+from pipeline.adapters.dynamodb import DynamoStore
+from pipeline.adapters.sqs import OrderQueue
+from pipeline.adapters.stepfunctions import FulfilmentWorkflow
+from pipeline.config import PipelineSettings
+
+
+def dynamo_store(settings: PipelineSettings | None = None) -> DynamoStore:
+    """The Orders and Inventory tables named by the settings."""
+    settings = settings or PipelineSettings.from_env()
+    return DynamoStore(settings.require("orders_table"), settings.require("inventory_table"))
+
+
+def orders_queue(settings: PipelineSettings | None = None) -> OrderQueue:
+    """The Orders queue."""
+    settings = settings or PipelineSettings.from_env()
+    return OrderQueue(settings.require("orders_queue_url"))
+
+
+def dead_letter_queue(settings: PipelineSettings | None = None) -> OrderQueue:
+    """The Orders queue's dead-letter queue."""
+    settings = settings or PipelineSettings.from_env()
+    return OrderQueue(settings.require("dlq_url"))
+
+
+def fulfilment_workflow(settings: PipelineSettings | None = None) -> FulfilmentWorkflow:
+    """The fulfilment state machine."""
+    settings = settings or PipelineSettings.from_env()
+    return FulfilmentWorkflow(settings.require("state_machine_arn"))
