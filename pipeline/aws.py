@@ -22,10 +22,6 @@ _lock = threading.Lock()
 _clients: dict[tuple[str, ...], Any] = {}
 
 
-def _service_env_key(service: str) -> str:
-    return "AWS_ENDPOINT_URL_" + service.upper().replace("-", "_")
-
-
 def client(service: str) -> Any:
     """A shared, thread-safe boto3 client for `service`.
 
@@ -35,8 +31,8 @@ def client(service: str) -> Any:
     key = (
         service,
         os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "",
-        os.environ.get("AWS_ENDPOINT_URL", ""),
-        os.environ.get(_service_env_key(service), ""),
+        os.environ.get("AWS_ACCESS_KEY_ID", ""),
+        *sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith("AWS_ENDPOINT_URL")),
     )
     found = _clients.get(key)
     if found is not None:

@@ -18,6 +18,20 @@ ENV_INVENTORY_TABLE = "INVENTORY_TABLE_NAME"
 ENV_ORDERS_QUEUE_URL = "ORDERS_QUEUE_URL"
 ENV_DLQ_URL = "ORDERS_DLQ_URL"
 ENV_STATE_MACHINE_ARN = "STATE_MACHINE_ARN"
+ENV_STREAM_FAILURE_QUEUE_URL = "STREAM_FAILURE_QUEUE_URL"
+ENV_ALARM_TOPIC_ARN = "ALARM_TOPIC_ARN"
+
+# template.yaml's Outputs -> the environment variables the portal, scripts and handlers read.
+# The local runtime writes them to its env file; `deploy.sh deploy` hands them to Zappa.
+STACK_OUTPUT_ENV: dict[str, str] = {
+    "OrdersTableName": ENV_ORDERS_TABLE,
+    "InventoryTableName": ENV_INVENTORY_TABLE,
+    "OrdersQueueUrl": ENV_ORDERS_QUEUE_URL,
+    "OrdersDeadLetterQueueUrl": ENV_DLQ_URL,
+    "OrderWorkflowArn": ENV_STATE_MACHINE_ARN,
+    "StreamFailureQueueUrl": ENV_STREAM_FAILURE_QUEUE_URL,
+    "AlarmTopicArn": ENV_ALARM_TOPIC_ARN,
+}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,126 @@
+"""`python -m pipeline.local`: run template.yaml's backbone on this machine until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from pipeline.local.cfn import TemplateError
+from pipeline.local.emulators import EmulatorError
+from pipeline.local.runtime import (
+    DEFAULT_DATA_DIR,
+    DEFAULT_ENV_FILE,
+    DEFAULT_PORTS,
+    LocalRuntime,
+    RuntimeOptions,
+)
+
+
+def _pairs(values: list[str], flag: str) -> dict[str, str]:
+    result = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"{flag} takes NAME=VALUE, got {value!r}")
+        result[key] = val
+    return result
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.local",
+        description="Run the order pipeline of template.yaml locally (no AWS account needed).",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help=f"where tables, workflow history and stream positions live ({DEFAULT_DATA_DIR})",
+    )
+    parser.add_argument("--in-memory", action="store_true", help="keep nothing on disk")
+    parser.add_argument("--fresh", action="store_true", help="delete the data directory first")
+    parser.add_argument(
+        "--env-file",
+        type=Path,
+        default=DEFAULT_ENV_FILE,
+        help=f"dotenv file the portal and scripts read (default {DEFAULT_ENV_FILE})",
+    )
+    for name, port in DEFAULT_PORTS.items():
+        parser.add_argument(
+            f"--{name}-port", type=int, default=port, help=f"default {port}; 0 picks a free port"
+        )
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="multiply workflow retry intervals, waits and queue redelivery delays (tests: 0.05)",
+    )
+    parser.add_argument(
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a template parameter, e.g. PaymentSuccessRate=1.0",
+    )
+    parser.add_argument(
+        "--function-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for every function, e.g. PAYMENT_RANDOM_SEED=7",
+    )
+    parser.add_argument("--quiet", action="store_true", help="do not echo function logs")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start, print what clients need, wait for SIGINT/SIGTERM, stop everything."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    options = RuntimeOptions(
+        data_dir=None if args.in_memory else args.data_dir,
+        fresh=args.fresh,
+        env_file=args.env_file,
+        ports={name: getattr(args, f"{name}_port") for name in DEFAULT_PORTS},
+        time_scale=args.time_scale,
+        parameters=_pairs(args.parameter, "--parameter"),
+        function_env=_pairs(args.function_env, "--function-env"),
+        echo_function_logs=not args.quiet,
+    )
+    runtime = LocalRuntime(options)
+
+    def shutdown(signum: int, _frame: object) -> None:
+        print(f"\n{signal.Signals(signum).name}: stopping the local runtime...", flush=True)
+        runtime.stop()
+
+    signal.signal(signal.SIGINT, shutdown)
+    signal.signal(signal.SIGTERM, shutdown)
+    try:
+        runtime.start()
+    except (TemplateError, EmulatorError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    assert runtime.result is not None
+    print("\nLocal order pipeline is running. Clients need:\n")
+    for key, value in runtime.client_env().items():
+        print(f"  {key}={value}")
+    if options.env_file:
+        print(f"\n(also written to {options.env_file})")
+    where = "in memory" if options.data_dir is None else str(options.data_dir)
+    print(f"Data: {where}. Functions: {', '.join(f.name for f in runtime.lambdas.functions())}")
+    for note in runtime.result.notes:
+        print(f"  note: {note}")
+    for warning in runtime.warnings:
+        print(f"  WARNING: {warning}")
+    print("\nREADY (Ctrl-C stops everything)", flush=True)
+    runtime.wait()
+    runtime.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

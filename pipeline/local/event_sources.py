@@ -1,0 +1,443 @@
+"""Event source mappings run locally: DynamoDB stream and SQS pollers with Lambda's semantics.
+
+Stream: one batch per shard at a time, in order; filter criteria drop records before the
+function sees them; a failed batch is retried (bisected when the mapping says so) until
+MaximumRetryAttempts or MaximumRecordAgeInSeconds, then described to the on-failure destination
+and skipped; ReportBatchItemFailures restarts from the lowest failed sequence number.
+Queue: batches of received messages; success deletes them, a reported failure or a function
+error leaves them to reappear after the visibility timeout, and SQS's redrive policy moves a
+message to the dead-letter queue after maxReceiveCount receives.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from pipeline.local.filters import matches_any_filter
+from pipeline.local.lambdas import FunctionError
+
+log = logging.getLogger("pipeline.local.event_sources")
+
+Invoke = Callable[[Any], Any]
+
+
+@dataclass
+class MappingSpec:
+    """An AWS::Lambda::EventSourceMapping as the template gives it."""
+
+    logical_id: str
+    function_name: str
+    function_arn: str
+    source_arn: str
+    batch_size: int
+    batching_window: float = 0.0
+    starting_position: str | None = None
+    bisect: bool = False
+    max_retries: int = -1  # -1: until the record expires, Lambda's default
+    max_record_age: int = -1
+    report_item_failures: bool = False
+    on_failure_arn: str | None = None
+    filters: list[dict[str, Any]] = field(default_factory=list)
+    max_concurrency: int = 2
+    enabled: bool = True
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Checkpoints:
+    """Last processed sequence number per stream shard, kept in a JSON file across restarts."""
+
+    def __init__(self, path: Path | None):
+        self._path = path
+        self._lock = threading.Lock()
+        self._data: dict[str, str] = {}
+        if path and path.exists():
+            self._data = json.loads(path.read_text())
+
+    def get(self, key: str) -> str | None:
+        with self._lock:
+            return self._data.get(key)
+
+    def set(self, key: str, sequence_number: str) -> None:
+        with self._lock:
+            self._data[key] = sequence_number
+            if self._path:
+                tmp = self._path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(self._data))
+                tmp.replace(self._path)
+
+
+class _Poller(threading.Thread):
+    def __init__(self, name: str, stop: threading.Event):
+        super().__init__(name=name, daemon=True)
+        self._stop_event = stop
+
+    def stopping(self) -> bool:
+        return self._stop_event.is_set()
+
+    def pause(self, seconds: float) -> None:
+        self._stop_event.wait(seconds)
+
+
+class StreamPoller(_Poller):
+    """Feeds a DynamoDB stream to a function."""
+
+    def __init__(
+        self,
+        spec: MappingSpec,
+        *,
+        streams: Any,
+        sqs: Any,
+        invoke: Invoke,
+        region: str,
+        checkpoints: Checkpoints,
+        stop: threading.Event,
+        time_scale: float = 1.0,
+        queue_url_of: Callable[[str], str],
+    ):
+        super().__init__(f"stream:{spec.logical_id}", stop)
+        self.spec = spec
+        self._streams = streams
+        self._sqs = sqs
+        self._invoke = invoke
+        self._region = region
+        self._checkpoints = checkpoints
+        self._time_scale = time_scale
+        self._queue_url_of = queue_url_of
+        self._iterators: dict[str, str | None] = {}
+        self.batches_invoked = 0
+
+    def run(self) -> None:
+        while not self.stopping():
+            try:
+                busy = self._poll_once()
+            except ClientError as exc:
+                log.warning("%s: %s", self.name, exc)
+                busy = False
+            except Exception:
+                log.exception("%s: poller error", self.name)
+                busy = False
+            if not busy:
+                self.pause(0.2)
+
+    def _shards(self) -> list[dict[str, Any]]:
+        description = self._streams.describe_stream(StreamArn=self.spec.source_arn)
+        return description["StreamDescription"]["Shards"]
+
+    def _iterator(self, shard_id: str) -> str | None:
+        if shard_id in self._iterators:
+            return self._iterators[shard_id]
+        key = f"{self.spec.logical_id}/{shard_id}"
+        checkpoint = self._checkpoints.get(key)
+        if checkpoint:
+            kwargs = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": checkpoint}
+        else:
+            kwargs = {"ShardIteratorType": self.spec.starting_position or "LATEST"}
+        response = self._streams.get_shard_iterator(
+            StreamArn=self.spec.source_arn, ShardId=shard_id, **kwargs
+        )
+        self._iterators[shard_id] = response.get("ShardIterator")
+        return self._iterators[shard_id]
+
+    def _poll_once(self) -> bool:
+        busy = False
+        for shard in self._shards():
+            shard_id = shard["ShardId"]
+            records: list[dict[str, Any]] = []
+            window_ends = time.monotonic() + self.spec.batching_window * self._time_scale
+            while len(records) < self.spec.batch_size and not self.stopping():
+                iterator = self._iterator(shard_id)
+                if iterator is None:
+                    break  # a closed shard, read to its end
+                try:
+                    response = self._streams.get_records(
+                        ShardIterator=iterator, Limit=self.spec.batch_size - len(records)
+                    )
+                except ClientError as exc:
+                    if exc.response["Error"]["Code"] == "ExpiredIteratorException":
+                        self._iterators.pop(shard_id, None)
+                        continue
+                    raise
+                self._iterators[shard_id] = response.get("NextShardIterator")
+                records += [self._lambda_record(r) for r in response.get("Records", [])]
+                if time.monotonic() >= window_ends or (not response.get("Records") and not records):
+                    break
+                if not response.get("Records"):
+                    self.pause(0.05)
+            if records:
+                busy = True
+                self._deliver(shard_id, records)
+        return busy
+
+    def _lambda_record(self, raw: dict[str, Any]) -> dict[str, Any]:
+        record = dict(raw)
+        body = dict(record["dynamodb"])
+        created = body.get("ApproximateCreationDateTime")
+        if isinstance(created, datetime):
+            body["ApproximateCreationDateTime"] = int(created.timestamp())
+        record["dynamodb"] = body
+        record["awsRegion"] = self._region
+        record["eventSourceARN"] = self.spec.source_arn
+        return record
+
+    def _deliver(self, shard_id: str, records: list[dict[str, Any]]) -> None:
+        kept = [r for r in records if matches_any_filter(self.spec.filters, r)]
+        if kept and not self._process(shard_id, kept, attempts=0, first_seen=time.time()):
+            # Stopped mid-batch: no checkpoint, so the next start reads these records again.
+            self._iterators.pop(shard_id, None)
+            return
+        # Filtered-out records count as processed, as in Lambda.
+        self._checkpoints.set(
+            f"{self.spec.logical_id}/{shard_id}", records[-1]["dynamodb"]["SequenceNumber"]
+        )
+
+    def _process(
+        self, shard_id: str, batch: list[dict[str, Any]], attempts: int, first_seen: float
+    ) -> bool:
+        """Invoke until the batch succeeds or is given up on (True), or the runtime stops."""
+        while batch:
+            if self.stopping():
+                return False
+            self.batches_invoked += 1
+            failed_from = self._invoke_batch(batch)
+            if failed_from is None:
+                return True
+            attempts += 1
+            whole_batch = failed_from == 0
+            age = time.time() - first_seen
+            exhausted = 0 <= self.spec.max_retries < attempts
+            too_old = 0 <= self.spec.max_record_age < age / max(self._time_scale, 1e-9)
+            if exhausted or too_old:
+                self._send_failure(
+                    shard_id,
+                    batch[failed_from:],
+                    "RetryAttemptsExhausted" if exhausted else "RecordAgeExceeded",
+                    attempts,
+                )
+                return True
+            batch = batch[failed_from:]
+            if self.spec.bisect and whole_batch and len(batch) > 1:
+                half = len(batch) // 2
+                return self._process(shard_id, batch[:half], attempts, first_seen) and (
+                    self._process(shard_id, batch[half:], attempts, first_seen)
+                )
+            self.pause(min(0.2 * 2 ** (attempts - 1), 5.0) * self._time_scale)
+        return True
+
+    def _invoke_batch(self, batch: list[dict[str, Any]]) -> int | None:
+        """Invoke once; None on success, else the index of the first record to retry."""
+        try:
+            response = self._invoke({"Records": batch})
+        except FunctionError as exc:
+            log.info("%s: batch of %d failed: %s", self.name, len(batch), exc)
+            return 0
+        if not self.spec.report_item_failures or not isinstance(response, dict):
+            return None
+        failures = response.get("batchItemFailures") or []
+        if not failures:
+            return None
+        sequence_numbers = [r["dynamodb"]["SequenceNumber"] for r in batch]
+        indexes = []
+        for failure in failures:
+            identifier = failure.get("itemIdentifier") if isinstance(failure, dict) else None
+            if identifier not in sequence_numbers:
+                return 0  # Lambda treats an unknown identifier as a failure of the whole batch
+            indexes.append(sequence_numbers.index(identifier))
+        return min(indexes)
+
+    def _send_failure(
+        self, shard_id: str, batch: list[dict[str, Any]], condition: str, attempts: int
+    ) -> None:
+        first, last = batch[0]["dynamodb"], batch[-1]["dynamodb"]
+        record = {
+            "requestContext": {
+                "requestId": str(uuid.uuid4()),
+                "functionArn": self.spec.function_arn,
+                "condition": condition,
+                "approximateInvokeCount": attempts,
+            },
+            "responseContext": {
+                "statusCode": 200,
+                "executedVersion": "$LATEST",
+                "functionError": "Unhandled",
+            },
+            "version": "1.0",
+            "timestamp": _iso(time.time()),
+            "DDBStreamBatchInfo": {
+                "shardId": shard_id,
+                "startSequenceNumber": first["SequenceNumber"],
+                "endSequenceNumber": last["SequenceNumber"],
+                "approximateArrivalOfFirstRecord": _iso(first["ApproximateCreationDateTime"]),
+                "approximateArrivalOfLastRecord": _iso(last["ApproximateCreationDateTime"]),
+                "batchSize": len(batch),
+                "streamArn": self.spec.source_arn,
+            },
+        }
+        log.warning(
+            "%s: giving up on %d record(s) (%s); described to %s",
+            self.name,
+            len(batch),
+            condition,
+            self.spec.on_failure_arn or "nowhere (no on-failure destination)",
+        )
+        if self.spec.on_failure_arn:
+            self._sqs.send_message(
+                QueueUrl=self._queue_url_of(self.spec.on_failure_arn),
+                MessageBody=json.dumps(record),
+            )
+
+
+class QueuePoller(_Poller):
+    """Feeds an SQS queue to a function (one of `max_concurrency` such threads)."""
+
+    def __init__(
+        self,
+        spec: MappingSpec,
+        *,
+        sqs: Any,
+        queue_url: str,
+        invoke: Invoke,
+        region: str,
+        stop: threading.Event,
+        time_scale: float = 1.0,
+        visibility_timeout: int = 30,
+        index: int = 0,
+    ):
+        super().__init__(f"queue:{spec.logical_id}:{index}", stop)
+        self.spec = spec
+        self._sqs = sqs
+        self._queue_url = queue_url
+        self._invoke = invoke
+        self._region = region
+        self._time_scale = time_scale
+        self._visibility = visibility_timeout
+
+    def run(self) -> None:
+        while not self.stopping():
+            try:
+                messages = self._receive_batch()
+                if messages:
+                    self._deliver(messages)
+            except ClientError as exc:
+                log.warning("%s: %s", self.name, exc)
+                self.pause(1.0)
+            except Exception:
+                log.exception("%s: poller error", self.name)
+                self.pause(1.0)
+
+    def _receive_batch(self) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = []
+        window_ends = time.monotonic() + self.spec.batching_window * self._time_scale
+        while len(messages) < self.spec.batch_size and not self.stopping():
+            response = self._sqs.receive_message(
+                QueueUrl=self._queue_url,
+                MaxNumberOfMessages=min(10, self.spec.batch_size - len(messages)),
+                WaitTimeSeconds=0 if messages else 1,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            )
+            batch = response.get("Messages", [])
+            messages += batch
+            if not batch or time.monotonic() >= window_ends:
+                break
+        return messages
+
+    def _lambda_record(self, message: Mapping[str, Any]) -> dict[str, Any]:
+        attributes = {
+            name: {
+                "stringValue": value.get("StringValue"),
+                "binaryValue": value.get("BinaryValue"),
+                "stringListValues": [],
+                "binaryListValues": [],
+                "dataType": value.get("DataType"),
+            }
+            for name, value in message.get("MessageAttributes", {}).items()
+        }
+        return {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": message.get("Attributes", {}),
+            "messageAttributes": attributes,
+            "md5OfBody": message.get("MD5OfBody", ""),
+            "eventSource": "aws:sqs",
+            "eventSourceARN": self.spec.source_arn,
+            "awsRegion": self._region,
+        }
+
+    def _deliver(self, messages: list[dict[str, Any]]) -> None:
+        records = [self._lambda_record(m) for m in messages]
+        kept = []
+        for record in records:
+            if matches_any_filter(self.spec.filters, record):
+                kept.append(record)
+            else:
+                # Lambda deletes messages its filters drop.
+                self._delete([record])
+        if not kept:
+            return
+        failed_ids: set[str]
+        try:
+            response = self._invoke({"Records": kept})
+        except FunctionError as exc:
+            log.info("%s: batch of %d failed: %s", self.name, len(kept), exc)
+            failed_ids = {r["messageId"] for r in kept}
+        else:
+            failed_ids = self._reported_failures(response, kept)
+        self._delete([r for r in kept if r["messageId"] not in failed_ids])
+        self._hide_failed([r for r in kept if r["messageId"] in failed_ids])
+
+    def _reported_failures(self, response: Any, records: list[dict[str, Any]]) -> set[str]:
+        if not self.spec.report_item_failures or not isinstance(response, dict):
+            return set()
+        ids = {r["messageId"] for r in records}
+        failed = set()
+        for failure in response.get("batchItemFailures") or []:
+            identifier = failure.get("itemIdentifier") if isinstance(failure, dict) else None
+            if identifier not in ids:
+                return ids  # an unknown identifier fails the whole batch, as in Lambda
+            failed.add(identifier)
+        return failed
+
+    def _delete(self, records: list[dict[str, Any]]) -> None:
+        for start in range(0, len(records), 10):
+            chunk = records[start : start + 10]
+            self._sqs.delete_message_batch(
+                QueueUrl=self._queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": r["receiptHandle"]} for i, r in enumerate(chunk)
+                ],
+            )
+
+    def _hide_failed(self, records: list[dict[str, Any]]) -> None:
+        # Lambda leaves a failed message invisible for the queue's visibility timeout; under a
+        # time scale the local runtime shortens that wait the same way it shortens every other.
+        if self._time_scale >= 1.0 or not records:
+            return
+        seconds = max(0, round(self._visibility * self._time_scale))
+        for start in range(0, len(records), 10):
+            chunk = records[start : start + 10]
+            self._sqs.change_message_visibility_batch(
+                QueueUrl=self._queue_url,
+                Entries=[
+                    {
+                        "Id": str(i),
+                        "ReceiptHandle": r["receiptHandle"],
+                        "VisibilityTimeout": seconds,
+                    }
+                    for i, r in enumerate(chunk)
+                ],
+            )

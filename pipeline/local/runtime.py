@@ -1,0 +1,312 @@
+"""The local runtime: emulators, the template's resources, functions, pollers and workflow."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import boto3
+from botocore.config import Config
+
+from pipeline.config import STACK_OUTPUT_ENV
+from pipeline.local.cfn import load_template, sam_to_cloudformation
+from pipeline.local.emulators import (
+    LOCAL_ACCOUNT_ID,
+    LOCAL_CREDENTIALS,
+    LOCAL_REGION,
+    REPO_ROOT,
+    Emulator,
+    EmulatorError,
+    dynamodb_local,
+    free_port,
+    moto_dynamodb_fallback_warning,
+    moto_server,
+)
+from pipeline.local.envfile import write_env_file
+from pipeline.local.event_sources import Checkpoints, MappingSpec, QueuePoller, StreamPoller
+from pipeline.local.lambdas import FunctionError, LambdaService, LocalFunction
+from pipeline.local.provisioner import Provisioner, ProvisionResult
+from pipeline.local.stepfunctions.asl import TaskFailure
+from pipeline.local.stepfunctions.server import StepFunctionsServer
+from pipeline.local.telemetry import FunctionLogs, MetricsPublisher
+
+log = logging.getLogger("pipeline.local")
+
+DEFAULT_PORTS = {"moto": 4566, "dynamodb": 4567, "stepfunctions": 4568}
+DEFAULT_DATA_DIR = REPO_ROOT / ".local" / "data"
+DEFAULT_ENV_FILE = REPO_ROOT / ".local" / "pipeline.env"
+DEFAULT_STACK_NAME = "orders-local"
+
+
+@dataclass
+class RuntimeOptions:
+    """How to run; the defaults are what `python -m pipeline.local` uses."""
+
+    template: Path = REPO_ROOT / "template.yaml"
+    data_dir: Path | None = DEFAULT_DATA_DIR  # None: everything in memory
+    fresh: bool = False
+    env_file: Path | None = DEFAULT_ENV_FILE
+    ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
+    time_scale: float = 1.0
+    parameters: dict[str, str] = field(default_factory=dict)
+    function_env: dict[str, str] = field(default_factory=dict)
+    stack_name: str = DEFAULT_STACK_NAME
+    console: TextIO | None = sys.stdout
+    echo_function_logs: bool = True
+
+
+class LocalRuntime:
+    """Runs template.yaml's backbone on 127.0.0.1 until stopped."""
+
+    def __init__(self, options: RuntimeOptions):
+        self.options = options
+        self._emulators: list[Emulator] = []
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.lambdas = LambdaService()
+        self.sfn: StepFunctionsServer | None = None
+        self.metrics: MetricsPublisher | None = None
+        self.logs: FunctionLogs | None = None
+        self.result: ProvisionResult | None = None
+        self.endpoints: dict[str, str] = {}
+        self.warnings: list[str] = []
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start everything; return once the pipeline is ready for orders."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
+        opts = self.options
+        data_dir = opts.data_dir
+        if data_dir is not None:
+            if opts.fresh and data_dir.exists():
+                shutil.rmtree(data_dir)
+            data_dir.mkdir(parents=True, exist_ok=True)
+        log_dir = (data_dir.parent / "logs") if data_dir else None
+        ports = {k: (p or free_port()) for k, p in {**DEFAULT_PORTS, **opts.ports}.items()}
+
+        moto = moto_server(ports["moto"], log_dir / "moto.log" if log_dir else None)
+        moto.start()
+        self._emulators.append(moto)
+        try:
+            ddb = dynamodb_local(
+                ports["dynamodb"],
+                data_dir / "dynamodb" if data_dir else None,
+                log_dir / "dynamodb-local.log" if log_dir else None,
+            )
+            ddb.start()
+            self._emulators.append(ddb)
+            dynamodb_url = ddb.url
+        except EmulatorError as exc:
+            if "java is not on PATH" not in str(exc):
+                raise
+            warning = moto_dynamodb_fallback_warning()
+            self.warnings.append(warning)
+            self._say("!" * 78 + "\n" + warning + "\n" + "!" * 78)
+            dynamodb_url = moto.url
+
+        self.endpoints = {
+            "AWS_ENDPOINT_URL": moto.url,
+            "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_url,
+            "AWS_ENDPOINT_URL_DYNAMODB_STREAMS": dynamodb_url,
+            "AWS_ENDPOINT_URL_SFN": f"http://127.0.0.1:{ports['stepfunctions']}",
+        }
+        clients = {
+            "dynamodb": self._client("dynamodb", dynamodb_url),
+            "dynamodbstreams": self._client("dynamodbstreams", dynamodb_url),
+            "sqs": self._client("sqs", moto.url),
+            "logs": self._client("logs", moto.url),
+            "sns": self._client("sns", moto.url),
+            "cloudwatch": self._client("cloudwatch", moto.url),
+            "stepfunctions": self._client("stepfunctions", self.endpoints["AWS_ENDPOINT_URL_SFN"]),
+        }
+        self.metrics = MetricsPublisher(clients["cloudwatch"])
+        console = opts.console if opts.echo_function_logs else None
+        self.logs = FunctionLogs(log_dir / "functions" if log_dir else None, self.metrics, console)
+
+        self.sfn = StepFunctionsServer(
+            invoke=self._invoke_task,
+            port=ports["stepfunctions"],
+            db_path=(data_dir / "stepfunctions.sqlite3") if data_dir else None,
+            time_scale=opts.time_scale,
+            region=LOCAL_REGION,
+            account_id=LOCAL_ACCOUNT_ID,
+            on_execution_finished=self._execution_finished,
+        )
+        self.sfn.start()
+
+        template = load_template(opts.template)
+        cfn, code_dirs = sam_to_cloudformation(
+            template,
+            root=opts.template.parent,
+            region=LOCAL_REGION,
+            account_id=LOCAL_ACCOUNT_ID,
+            stack_name=opts.stack_name,
+        )
+        provisioner = Provisioner(
+            cfn,
+            code_dirs,
+            stack_name=opts.stack_name,
+            region=LOCAL_REGION,
+            account_id=LOCAL_ACCOUNT_ID,
+            parameters=opts.parameters,
+            clients=clients,
+        )
+        self.result = provisioner.provision()
+
+        base_env = self._function_base_env()
+        for spec in self.result.functions:
+            spec.environment.update(opts.function_env)
+            self.lambdas.add(
+                LocalFunction(spec, base_env, log=self.logs, observe=self._invocation_observed)
+            )
+
+        checkpoints = Checkpoints(data_dir / "stream-checkpoints.json" if data_dir else None)
+        for mapping in self.result.mappings:
+            if mapping.enabled:
+                self._start_mapping(mapping, clients, checkpoints)
+
+        if opts.env_file is not None:
+            write_env_file(opts.env_file, self.client_env())
+
+    def _start_mapping(
+        self, spec: MappingSpec, clients: Mapping[str, Any], checkpoints: Checkpoints
+    ) -> None:
+        assert self.result is not None
+        function = self.lambdas.get(spec.function_arn)
+
+        def invoke(event: Any) -> Any:
+            return function.invoke(event)
+
+        if ":sqs:" in spec.source_arn:
+            for index in range(max(1, spec.max_concurrency)):
+                poller: threading.Thread = QueuePoller(
+                    spec,
+                    sqs=clients["sqs"],
+                    queue_url=self.result.queue_urls[spec.source_arn],
+                    invoke=invoke,
+                    region=LOCAL_REGION,
+                    stop=self._stop,
+                    time_scale=self.options.time_scale,
+                    visibility_timeout=self.result.queue_visibility[spec.source_arn],
+                    index=index,
+                )
+                poller.start()
+                self._threads.append(poller)
+        else:
+            poller = StreamPoller(
+                spec,
+                streams=clients["dynamodbstreams"],
+                sqs=clients["sqs"],
+                invoke=invoke,
+                region=LOCAL_REGION,
+                checkpoints=checkpoints,
+                stop=self._stop,
+                time_scale=self.options.time_scale,
+                queue_url_of=lambda arn: self.result.queue_urls[arn],  # type: ignore[union-attr]
+            )
+            poller.start()
+            self._threads.append(poller)
+
+    def stop(self) -> None:
+        """Stop pollers, workflows, functions and emulators, in that order."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=15)
+        if self.sfn is not None:
+            self.sfn.stop()
+        self.lambdas.close()
+        if self.metrics is not None:
+            self.metrics.close()
+        if self.logs is not None:
+            self.logs.close()
+        for emulator in reversed(self._emulators):
+            emulator.stop()
+        self._emulators.clear()
+
+    def wait(self) -> None:
+        """Block until stop() is called from a signal handler or another thread."""
+        self._stop.wait()
+
+    # -- wiring ------------------------------------------------------------------------------
+
+    def _client(self, service: str, url: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=url,
+            region_name=LOCAL_REGION,
+            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            config=Config(retries={"mode": "standard", "max_attempts": 3}, max_pool_connections=32),
+        )
+
+    def client_env(self) -> dict[str, str]:
+        """Everything a client of the local system needs in its environment."""
+        env = {
+            "AWS_REGION": LOCAL_REGION,
+            "AWS_DEFAULT_REGION": LOCAL_REGION,
+            **LOCAL_CREDENTIALS,
+            **self.endpoints,
+        }
+        if self.result is not None:
+            for output, name in STACK_OUTPUT_ENV.items():
+                if output in self.result.outputs:
+                    env[name] = str(self.result.outputs[output])
+        return env
+
+    def _function_base_env(self) -> dict[str, str]:
+        keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL")}
+        return {
+            **keep,
+            **self.client_env(),
+            # No X-Ray daemon locally: the tracer is switched off, the handlers stay the same.
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "AWS_XRAY_SDK_ENABLED": "false",
+            "AWS_XRAY_CONTEXT_MISSING": "IGNORE_ERROR",
+        }
+
+    def _invoke_task(self, function_arn: str, payload: Any, timeout: float | None = None) -> Any:
+        try:
+            return self.lambdas.invoke(function_arn, payload, timeout=timeout)
+        except FunctionError as exc:
+            raise TaskFailure(exc.error_type, exc.cause) from exc
+
+    def _invocation_observed(self, function: str, seconds: float, failed: bool) -> None:
+        if self.metrics is None:
+            return
+        dims = {"FunctionName": function}
+        self.metrics.count("AWS/Lambda", "Invocations", dims)
+        self.metrics.count("AWS/Lambda", "Errors", dims, 1.0 if failed else 0.0)
+        self.metrics.count("AWS/Lambda", "Duration", dims, seconds * 1000, "Milliseconds")
+
+    def _execution_finished(self, execution: Mapping[str, Any]) -> None:
+        if self.metrics is None:
+            return
+        status = str(execution.get("status", ""))
+        name = {
+            "SUCCEEDED": "ExecutionsSucceeded",
+            "FAILED": "ExecutionsFailed",
+            "TIMED_OUT": "ExecutionsTimedOut",
+            "ABORTED": "ExecutionsAborted",
+        }.get(status)
+        if name:
+            dims = {"StateMachineArn": str(execution.get("stateMachineArn", ""))}
+            self.metrics.count("AWS/States", name, dims)
+
+    def _say(self, text: str) -> None:
+        if self.options.console is not None:
+            self.options.console.write(text + "\n")
+            self.options.console.flush()

@@ -1,0 +1,143 @@
+"""Shared fixtures: local AWS endpoints and the whole local runtime, started once per session."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pipeline import aws
+from pipeline.adapters.dynamodb import DynamoStore
+from pipeline.local.cfn import load_template, sam_to_cloudformation
+from pipeline.local.emulators import (
+    LOCAL_ACCOUNT_ID,
+    LOCAL_CREDENTIALS,
+    LOCAL_REGION,
+    REPO_ROOT,
+    dynamodb_local,
+    free_port,
+)
+from pipeline.local.envfile import read_env_file
+from pipeline.local.provisioner import Provisioner
+
+RUNTIME_TIME_SCALE = 0.05
+
+
+@dataclass
+class RunningRuntime:
+    """The local runtime started by the tests, and the environment its clients need."""
+
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log_tail(self, lines: int = 80) -> str:
+        """The end of the runtime's output, for failure messages."""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _use_env(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
+    for key in [k for k in os.environ if k.startswith("AWS_ENDPOINT_URL")]:
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    aws.reset_clients()
+
+
+@pytest.fixture(scope="session")
+def dynamodb_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """DynamoDB Local (in memory) with the Orders and Inventory tables of template.yaml."""
+    emulator = dynamodb_local(free_port(), None)
+    emulator.start()
+    try:
+        import boto3
+
+        client = boto3.client(
+            "dynamodb",
+            endpoint_url=emulator.url,
+            region_name=LOCAL_REGION,
+            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
+        cfn, code_dirs = sam_to_cloudformation(
+            load_template(REPO_ROOT / "template.yaml"),
+            root=REPO_ROOT,
+            region=LOCAL_REGION,
+            account_id=LOCAL_ACCOUNT_ID,
+            stack_name="tests",
+        )
+        result = Provisioner(
+            cfn,
+            code_dirs,
+            stack_name="tests",
+            region=LOCAL_REGION,
+            account_id=LOCAL_ACCOUNT_ID,
+            parameters={},
+            clients={"dynamodb": client},
+        ).provision(only_types={"AWS::DynamoDB::Table"})
+        yield {
+            "AWS_REGION": LOCAL_REGION,
+            "AWS_DEFAULT_REGION": LOCAL_REGION,
+            **LOCAL_CREDENTIALS,
+            "AWS_ENDPOINT_URL_DYNAMODB": emulator.url,
+            "ORDERS_TABLE_NAME": result.physical["OrdersTable"].ref,
+            "INVENTORY_TABLE_NAME": result.physical["InventoryTable"].ref,
+        }
+    finally:
+        emulator.stop()
+
+
+@pytest.fixture
+def store(dynamodb_endpoint: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> DynamoStore:
+    """A DynamoStore on DynamoDB Local (which serialises conditional writes, unlike moto)."""
+    _use_env(monkeypatch, dynamodb_endpoint)
+    return DynamoStore(
+        dynamodb_endpoint["ORDERS_TABLE_NAME"], dynamodb_endpoint["INVENTORY_TABLE_NAME"]
+    )
+
+
+@pytest.fixture(scope="session")
+def local_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRuntime]:
+    """`python -m pipeline.local` in a subprocess: free ports, in-memory data, time scaled so
+    retries and redeliveries take a twentieth of their real time, payments always approved
+    unless an order's test token says otherwise."""
+    workdir = tmp_path_factory.mktemp("runtime")
+    env_file = workdir / "pipeline.env"
+    log_path = workdir / "runtime.log"
+    command = [
+        sys.executable, "-m", "pipeline.local",
+        "--in-memory", "--env-file", str(env_file),
+        "--moto-port", "0", "--dynamodb-port", "0", "--stepfunctions-port", "0",
+        "--time-scale", str(RUNTIME_TIME_SCALE),
+        "--parameter", "PaymentSuccessRate=1.0",
+    ]  # fmt: skip
+    with log_path.open("wb") as out:
+        proc = subprocess.Popen(command, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 180
+    try:
+        while "READY" not in log_path.read_text(errors="replace"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    "the local runtime did not start:\n" + log_path.read_text(errors="replace")
+                )
+            time.sleep(0.2)
+        yield RunningRuntime(read_env_file(env_file), proc, log_path)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture
+def runtime_env(local_runtime: RunningRuntime, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The running local runtime's client environment, set in os.environ for this test."""
+    _use_env(monkeypatch, local_runtime.env)
+    return local_runtime.env
