@@ -7,6 +7,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 
+def rate_from_env(env: Mapping[str, str], name: str, default: float) -> float:
+    """A share between 0 and 1 from the environment; ValueError naming the variable if not."""
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number between 0 and 1, got {raw!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be between 0 and 1, got {raw}")
+    return value
+
+
 class MissingSetting(RuntimeError):
     """A resource name the code needs is not in the environment."""
 

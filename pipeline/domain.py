@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -120,7 +121,7 @@ def validate_customer_name(raw: object) -> str:
     cleaned = raw.strip()
     if len(cleaned) > MAX_CUSTOMER_NAME:
         raise InvalidOrder({"CustomerName": f"must be at most {MAX_CUSTOMER_NAME} characters"})
-    if any(ord(ch) < 32 for ch in cleaned):
+    if any(unicodedata.category(ch) == "Cc" for ch in cleaned):
         raise InvalidOrder({"CustomerName": "must not contain control characters"})
     return cleaned
 
@@ -249,12 +250,15 @@ class Order:
             "StatusReason", "StatusHistory", "ClientId", "Attempt", "PaymentToken",
             "ShippingAddress", "RequestHash", "Reservation", "Payment", "Shipment", "Rejection",
         }  # fmt: skip
-        lines = []
+        # The seed repeats a name to order more than one; lines of the same item add up.
+        totals: dict[str, int] = {}
         for entry in item.get("Items", []):
             if isinstance(entry, str):
-                lines.append(OrderLine(entry, 1))
+                name, quantity = entry, 1
             else:
-                lines.append(OrderLine(entry["ItemName"], int(entry.get("Quantity", 1))))
+                name, quantity = entry["ItemName"], int(entry.get("Quantity", 1))
+            totals[name] = totals.get(name, 0) + quantity
+        lines = [OrderLine(name, quantity) for name, quantity in totals.items()]
         return cls(
             order_id=item["OrderId"],
             customer_name=item.get("CustomerName", ""),

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
+from pipeline.config import rate_from_env
 from pipeline.domain import utc_now
 from pipeline.errors import PaymentDeclined, PaymentGatewayUnavailable
 
@@ -39,16 +40,6 @@ class Charge:
         }
 
 
-def _rate(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
-    value = float(raw)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be between 0 and 1, got {raw}")
-    return value
-
-
 class MockPaymentGateway:
     """Approves `success_rate` of charges (the seed's 90% by default).
 
@@ -73,8 +64,8 @@ class MockPaymentGateway:
         """PAYMENT_SUCCESS_RATE, PAYMENT_TRANSIENT_ERROR_RATE, PAYMENT_RANDOM_SEED."""
         env = os.environ if environ is None else environ
         return cls(
-            success_rate=_rate(env, "PAYMENT_SUCCESS_RATE", 0.9),
-            transient_error_rate=_rate(env, "PAYMENT_TRANSIENT_ERROR_RATE", 0.0),
+            success_rate=rate_from_env(env, "PAYMENT_SUCCESS_RATE", 0.9),
+            transient_error_rate=rate_from_env(env, "PAYMENT_TRANSIENT_ERROR_RATE", 0.0),
             seed=env.get("PAYMENT_RANDOM_SEED") or None,
         )
 
@@ -100,7 +91,10 @@ class MockPaymentGateway:
         if token == TOKEN_UNAVAILABLE:
             raise PaymentGatewayUnavailable("payment gateway timed out (test token)")
         if token.startswith(TOKEN_FLAKY_PREFIX):
-            failures = int(token.removeprefix(TOKEN_FLAKY_PREFIX) or "1")
+            count = token.removeprefix(TOKEN_FLAKY_PREFIX) or "1"
+            if not count.isdigit():
+                raise PaymentDeclined(f"invalid card token {token!r}")
+            failures = int(count)
             if attempt < failures:
                 raise PaymentGatewayUnavailable(
                     f"payment gateway timed out (test token, attempt {attempt + 1} of "

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from pipeline.config import rate_from_env
 from pipeline.domain import utc_now
 from pipeline.errors import AddressRejected, CarrierUnavailable
 
@@ -16,7 +17,7 @@ from pipeline.errors import AddressRejected, CarrierUnavailable
 UNDELIVERABLE_POSTCODE = "00000"
 CARRIER_DOWN_POSTCODE = "99999"
 
-HIGH_VALUE = Decimal("500")  # insured express above this
+HIGH_VALUE = Decimal("500")  # insured express at or above this
 BULKY_UNITS = 10  # ground freight above this many units
 
 
@@ -113,7 +114,7 @@ class MockCarriers:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> MockCarriers:
         """SHIPPING_FAILURE_RATE: share of bookings that fail transiently (default 0)."""
         env = os.environ if environ is None else environ
-        return cls(failure_rate=float(env.get("SHIPPING_FAILURE_RATE") or 0.0))
+        return cls(failure_rate=rate_from_env(env, "SHIPPING_FAILURE_RATE", 0.0))
 
     def book(
         self,

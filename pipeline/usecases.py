@@ -76,6 +76,15 @@ def order_submit(
     return order
 
 
+@dataclass(frozen=True)
+class StepOutcome:
+    """An order after a step that may have happened before: `changed` says whether this call
+    made the change (retried tasks and redelivered records must not count it twice)."""
+
+    order: Order
+    changed: bool
+
+
 # -- Reservation ----------------------------------------------------------------------------------
 
 
@@ -85,6 +94,7 @@ class ReservationOutcome:
 
     order: Order
     reserved_now: bool
+    rejected_now: bool = False
 
     @property
     def needs_fulfilment(self) -> bool:
@@ -116,9 +126,8 @@ def inventory_reserve(
     stock = store.inventory_get_many(line.item_name for line in order.lines)
     short = _shortages(order.lines, stock)
     if short:
-        return ReservationOutcome(
-            order_reject(store=store, order_id=order_id, shortages=short, now=now), False
-        )
+        rejected = order_reject(store=store, order_id=order_id, shortages=short, now=now)
+        return ReservationOutcome(rejected.order, reserved_now=False, rejected_now=rejected.changed)
     reserved_lines = []
     total = Decimal("0")
     for line in order.lines:
@@ -134,7 +143,7 @@ def inventory_reserve(
         reserved = store.reserve(order_id, order.lines, reservation, reason, now)
     except InsufficientStock as exc:
         rejected = order_reject(store=store, order_id=order_id, shortages=exc.shortages, now=now)
-        return ReservationOutcome(rejected, reserved_now=False)
+        return ReservationOutcome(rejected.order, reserved_now=False, rejected_now=rejected.changed)
     except InvalidTransition:
         # Another delivery of the same stream record got there first.
         return ReservationOutcome(store.order_get(order_id), reserved_now=False)
@@ -147,10 +156,10 @@ def order_reject(
     order_id: str,
     shortages: list[Shortage] | tuple[Shortage, ...],
     now: str | None = None,
-) -> Order:
+) -> StepOutcome:
     """Move a PENDING order to REJECTED with a reason naming every short line; no stock moves."""
     try:
-        return store.order_transition(
+        rejected = store.order_transition(
             order_id,
             OrderStatus.REJECTED,
             describe_shortages(shortages),
@@ -159,7 +168,8 @@ def order_reject(
             set_fields={"Rejection": [s.as_item() for s in shortages]},
         )
     except InvalidTransition:
-        return store.order_get(order_id)
+        return StepOutcome(store.order_get(order_id), changed=False)
+    return StepOutcome(rejected, changed=True)
 
 
 def inventory_release(
@@ -169,21 +179,22 @@ def inventory_release(
     target: OrderStatus = OrderStatus.PAYMENT_FAILED,
     reason: str,
     now: str | None = None,
-) -> Order:
+) -> StepOutcome:
     """Give back exactly what the order reserved and move it to `target`, once: an order that
     holds no stock (never reserved, or released already) is returned unchanged.
     """
     order = store.order_get(order_id)
     if order.status != OrderStatus.RESERVED:
-        return order
+        return StepOutcome(order, changed=False)
     lines = [
         OrderLine(line["ItemName"], int(line["Quantity"]))
         for line in (order.reservation or {}).get("Lines", [])
     ]
     try:
-        return store.release(order_id, lines, target, reason, now or utc_now())
+        released = store.release(order_id, lines, target, reason, now or utc_now())
     except InvalidTransition:
-        return store.order_get(order_id)
+        return StepOutcome(store.order_get(order_id), changed=False)
+    return StepOutcome(released, changed=True)
 
 
 # -- Fulfilment hand-off --------------------------------------------------------------------------
@@ -313,18 +324,19 @@ def shipment_create(
 
 def order_flag_for_review(
     *, store: DynamoStore, order_id: str, reason: str, now: str | None = None
-) -> Order:
+) -> StepOutcome:
     """Move a paid order that could not ship to MANUAL_INTERVENTION, once."""
     order = store.order_get(order_id)
     if order.status == OrderStatus.MANUAL_INTERVENTION:
-        return order
-    return store.order_transition(
+        return StepOutcome(order, changed=False)
+    flagged = store.order_transition(
         order_id,
         OrderStatus.MANUAL_INTERVENTION,
         reason,
         now or utc_now(),
         expected=[OrderStatus.PAID],
     )
+    return StepOutcome(flagged, changed=True)
 
 
 def failure_reason(prefix: str, error: str | None, cause: str | None) -> str:
@@ -366,9 +378,9 @@ def order_cancel(*, store: DynamoStore, order_id: str, actor: str, now: str | No
         released = inventory_release(
             store=store, order_id=order_id, target=OrderStatus.CANCELLED, reason=reason, now=now
         )
-        if released.status != OrderStatus.CANCELLED:
-            raise InvalidTransition(order_id, released.status, str(OrderStatus.CANCELLED))
-        return released
+        if not released.changed:
+            raise InvalidTransition(order_id, released.order.status, str(OrderStatus.CANCELLED))
+        return released.order
     return store.order_transition(
         order_id, OrderStatus.CANCELLED, reason, now or utc_now(), expected=[OrderStatus.PENDING]
     )

@@ -25,8 +25,9 @@ from pipeline.local.emulators import (
 )
 from pipeline.local.envfile import read_env_file
 from pipeline.local.provisioner import Provisioner
+from pipeline.local.runtime import DEFAULT_PORTS
 
-RUNTIME_TIME_SCALE = 0.05
+RUNTIME_TIME_SCALE = 0.02
 
 
 @dataclass
@@ -105,7 +106,7 @@ def store(dynamodb_endpoint: dict[str, str], monkeypatch: pytest.MonkeyPatch) ->
 @pytest.fixture(scope="session")
 def local_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRuntime]:
     """`python -m pipeline.local` in a subprocess: free ports, in-memory data, time scaled so
-    retries and redeliveries take a twentieth of their real time, payments always approved
+    retries and redeliveries take a fiftieth of their real time, payments always approved
     unless an order's test token says otherwise."""
     workdir = tmp_path_factory.mktemp("runtime")
     env_file = workdir / "pipeline.env"
@@ -113,7 +114,7 @@ def local_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningR
     command = [
         sys.executable, "-m", "pipeline.local",
         "--in-memory", "--env-file", str(env_file),
-        "--moto-port", "0", "--dynamodb-port", "0", "--stepfunctions-port", "0",
+        *(arg for name in DEFAULT_PORTS for arg in (f"--{name}-port", "0")),
         "--time-scale", str(RUNTIME_TIME_SCALE),
         "--parameter", "PaymentSuccessRate=1.0",
     ]  # fmt: skip

@@ -24,7 +24,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     order_id = event["OrderId"]
     logger.append_keys(order_id=order_id)
     reason = failure_reason("Shipping failed", event.get("Error"), event.get("Cause"))
-    order = order_flag_for_review(store=wiring.dynamo_store(), order_id=order_id, reason=reason)
-    metrics.add_metric("OrdersNeedingIntervention", MetricUnit.Count, 1)
-    logger.warning("order needs manual intervention", extra={"reason": reason})
-    return {"OrderId": order_id, "Status": str(order.status)}
+    outcome = order_flag_for_review(store=wiring.dynamo_store(), order_id=order_id, reason=reason)
+    if outcome.changed:
+        metrics.add_metric("OrdersNeedingIntervention", MetricUnit.Count, 1)
+        logger.warning("order needs manual intervention", extra={"reason": reason})
+    return {"OrderId": order_id, "Status": str(outcome.order.status)}

@@ -15,7 +15,6 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline import wiring
-from pipeline.statuses import OrderStatus
 from pipeline.usecases import fulfilment_request, inventory_reserve
 
 logger = Logger()
@@ -38,7 +37,7 @@ def handle_record(record: DynamoDBRecord) -> None:
         if outcome.reserved_now:
             metrics.add_metric("ReservationsSucceeded", MetricUnit.Count, 1)
             logger.info("stock reserved", extra={"total": str(order.total)})
-        elif order.status == OrderStatus.REJECTED and order.history[-1].status == "REJECTED":
+        elif outcome.rejected_now:
             metrics.add_metric("ReservationsRejected", MetricUnit.Count, 1)
             logger.info("order rejected", extra={"reason": order.status_reason})
         else:

@@ -25,13 +25,14 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     order_id = event["OrderId"]
     logger.append_keys(order_id=order_id)
     reason = failure_reason("Payment failed", event.get("Error"), event.get("Cause"))
-    order = inventory_release(
+    outcome = inventory_release(
         store=wiring.dynamo_store(),
         order_id=order_id,
         target=OrderStatus.PAYMENT_FAILED,
         reason=reason,
     )
-    if order.status == OrderStatus.PAYMENT_FAILED:
+    order = outcome.order
+    if outcome.changed:
         metrics.add_metric("StockReleases", MetricUnit.Count, 1)
     logger.info("payment failure recorded", extra={"status": str(order.status), "reason": reason})
     return {"OrderId": order_id, "Status": str(order.status)}

@@ -77,6 +77,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _announce(runtime: LocalRuntime, options: RuntimeOptions) -> None:
+    assert runtime.result is not None
+    print("\nLocal order pipeline is running. Clients need:\n")
+    for key, value in runtime.client_env().items():
+        print(f"  {key}={value}")
+    if options.env_file:
+        print(f"\n(also written to {options.env_file})")
+    where = "in memory" if options.data_dir is None else str(options.data_dir)
+    functions = ", ".join(f.spec.name for f in runtime.lambdas.functions())
+    print(f"Data: {where}. Functions: {functions}")
+    for note in runtime.result.notes:
+        print(f"  note: {note}")
+    for warning in runtime.warnings:
+        print(f"  WARNING: {warning}")
+    print("\nREADY (Ctrl-C stops everything)", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Start, print what clients need, wait for SIGINT/SIGTERM, stop everything."""
     args = parse_args(argv)
@@ -95,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def shutdown(signum: int, _frame: object) -> None:
         print(f"\n{signal.Signals(signum).name}: stopping the local runtime...", flush=True)
-        runtime.stop()
+        runtime.request_stop()
 
     signal.signal(signal.SIGINT, shutdown)
     signal.signal(signal.SIGTERM, shutdown)
@@ -104,21 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     except (TemplateError, EmulatorError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    assert runtime.result is not None
-    print("\nLocal order pipeline is running. Clients need:\n")
-    for key, value in runtime.client_env().items():
-        print(f"  {key}={value}")
-    if options.env_file:
-        print(f"\n(also written to {options.env_file})")
-    where = "in memory" if options.data_dir is None else str(options.data_dir)
-    print(f"Data: {where}. Functions: {', '.join(f.name for f in runtime.lambdas.functions())}")
-    for note in runtime.result.notes:
-        print(f"  note: {note}")
-    for warning in runtime.warnings:
-        print(f"  WARNING: {warning}")
-    print("\nREADY (Ctrl-C stops everything)", flush=True)
-    runtime.wait()
-    runtime.stop()
+    try:
+        _announce(runtime, options)
+        runtime.wait()
+    finally:
+        runtime.stop()
     return 0
 
 

@@ -118,6 +118,8 @@ class StreamPoller(_Poller):
         self._time_scale = time_scale
         self._queue_url_of = queue_url_of
         self._iterators: dict[str, str | None] = {}
+        self._last_seen: dict[str, str] = {}
+        self._mapping_started = time.time() - 1  # creation times have second precision
         self.batches_invoked = 0
 
     def run(self) -> None:
@@ -141,11 +143,15 @@ class StreamPoller(_Poller):
         if shard_id in self._iterators:
             return self._iterators[shard_id]
         key = f"{self.spec.logical_id}/{shard_id}"
-        checkpoint = self._checkpoints.get(key)
-        if checkpoint:
-            kwargs = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": checkpoint}
+        position = self._last_seen.get(shard_id) or self._checkpoints.get(key)
+        if position:
+            kwargs = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": position}
+        elif self.spec.starting_position == "LATEST":
+            # Read from the start and drop what is older than the mapping (see _lambda_record):
+            # a LATEST iterator cannot be re-created after the emulator quirk below.
+            kwargs = {"ShardIteratorType": "TRIM_HORIZON"}
         else:
-            kwargs = {"ShardIteratorType": self.spec.starting_position or "LATEST"}
+            kwargs = {"ShardIteratorType": self.spec.starting_position or "TRIM_HORIZON"}
         response = self._streams.get_shard_iterator(
             StreamArn=self.spec.source_arn, ShardId=shard_id, **kwargs
         )
@@ -167,12 +173,21 @@ class StreamPoller(_Poller):
                         ShardIterator=iterator, Limit=self.spec.batch_size - len(records)
                     )
                 except ClientError as exc:
-                    if exc.response["Error"]["Code"] == "ExpiredIteratorException":
+                    # DynamoDB Local numbers stream records across all tables, and an iterator
+                    # advanced by an empty read then calls the gap "trimmed". Re-positioning
+                    # after the last record seen reads on correctly; so does an expired iterator.
+                    if exc.response["Error"]["Code"] in (
+                        "ExpiredIteratorException",
+                        "TrimmedDataAccessException",
+                    ):
                         self._iterators.pop(shard_id, None)
                         continue
                     raise
                 self._iterators[shard_id] = response.get("NextShardIterator")
-                records += [self._lambda_record(r) for r in response.get("Records", [])]
+                fetched = response.get("Records", [])
+                if fetched:
+                    self._last_seen[shard_id] = fetched[-1]["dynamodb"]["SequenceNumber"]
+                records += [self._lambda_record(r) for r in fetched if self._after_start(r)]
                 if time.monotonic() >= window_ends or (not response.get("Records") and not records):
                     break
                 if not response.get("Records"):
@@ -181,6 +196,11 @@ class StreamPoller(_Poller):
                 busy = True
                 self._deliver(shard_id, records)
         return busy
+
+    def _after_start(self, raw: dict[str, Any]) -> bool:
+        if self.spec.starting_position != "LATEST":
+            return True
+        return raw["dynamodb"]["ApproximateCreationDateTime"].timestamp() >= self._mapping_started
 
     def _lambda_record(self, raw: dict[str, Any]) -> dict[str, Any]:
         record = dict(raw)
@@ -198,6 +218,7 @@ class StreamPoller(_Poller):
         if kept and not self._process(shard_id, kept, attempts=0, first_seen=time.time()):
             # Stopped mid-batch: no checkpoint, so the next start reads these records again.
             self._iterators.pop(shard_id, None)
+            self._last_seen.pop(shard_id, None)
             return
         # Filtered-out records count as processed, as in Lambda.
         self._checkpoints.set(
@@ -386,7 +407,7 @@ class QueuePoller(_Poller):
                 kept.append(record)
             else:
                 # Lambda deletes messages its filters drop.
-                self._delete([record])
+                self._delete_messages([record])
         if not kept:
             return
         failed_ids: set[str]
@@ -397,7 +418,7 @@ class QueuePoller(_Poller):
             failed_ids = {r["messageId"] for r in kept}
         else:
             failed_ids = self._reported_failures(response, kept)
-        self._delete([r for r in kept if r["messageId"] not in failed_ids])
+        self._delete_messages([r for r in kept if r["messageId"] not in failed_ids])
         self._hide_failed([r for r in kept if r["messageId"] in failed_ids])
 
     def _reported_failures(self, response: Any, records: list[dict[str, Any]]) -> set[str]:
@@ -412,7 +433,7 @@ class QueuePoller(_Poller):
             failed.add(identifier)
         return failed
 
-    def _delete(self, records: list[dict[str, Any]]) -> None:
+    def _delete_messages(self, records: list[dict[str, Any]]) -> None:
         for start in range(0, len(records), 10):
             chunk = records[start : start + 10]
             self._sqs.delete_message_batch(

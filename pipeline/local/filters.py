@@ -53,6 +53,9 @@ def _check_numeric(spec: Any, path: str) -> None:
     for op in spec[0::2]:
         if op not in ("=", "<", "<=", ">", ">="):
             raise UnsupportedPattern(f"{path}: numeric operator {op!r} is not supported")
+    for bound in spec[1::2]:
+        if isinstance(bound, bool) or not isinstance(bound, int | float):
+            raise UnsupportedPattern(f"{path}: numeric bound {bound!r} is not a number")
 
 
 def matches(pattern: Mapping[str, Any], event: Any) -> bool:

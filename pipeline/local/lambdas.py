@@ -201,6 +201,24 @@ class LocalFunction:
                 self._observe(self.spec.name, time.monotonic() - started, failed)
             self._release(worker)
 
+    def prewarm(self) -> None:
+        """Start one worker ahead of the first invocation (Lambda's cold start, paid early)."""
+        with self._cond:
+            if self._closed or self._idle or self._busy:
+                return
+            self._busy += 1
+        worker = None
+        try:
+            worker = _Worker(self.spec, self._env, self._log)
+        finally:
+            with self._cond:
+                self._busy -= 1
+                if worker is not None and not self._closed:
+                    self._idle.append(worker)
+                elif worker is not None:
+                    worker.close()
+                self._cond.notify()
+
     def _acquire(self) -> _Worker:
         with self._cond:
             while True:

@@ -31,6 +31,7 @@ from pipeline.local.emulators import (
 )
 from pipeline.local.envfile import write_env_file
 from pipeline.local.event_sources import Checkpoints, MappingSpec, QueuePoller, StreamPoller
+from pipeline.local.lambda_api import LambdaApiServer
 from pipeline.local.lambdas import FunctionError, LambdaService, LocalFunction
 from pipeline.local.provisioner import Provisioner, ProvisionResult
 from pipeline.local.stepfunctions.asl import TaskFailure
@@ -39,7 +40,7 @@ from pipeline.local.telemetry import FunctionLogs, MetricsPublisher
 
 log = logging.getLogger("pipeline.local")
 
-DEFAULT_PORTS = {"moto": 4566, "dynamodb": 4567, "stepfunctions": 4568}
+DEFAULT_PORTS = {"moto": 4566, "dynamodb": 4567, "stepfunctions": 4568, "lambda": 4569}
 DEFAULT_DATA_DIR = REPO_ROOT / ".local" / "data"
 DEFAULT_ENV_FILE = REPO_ROOT / ".local" / "pipeline.env"
 DEFAULT_STACK_NAME = "orders-local"
@@ -69,9 +70,11 @@ class LocalRuntime:
         self.options = options
         self._emulators: list[Emulator] = []
         self._stop = threading.Event()
+        self._stopped = False
         self._threads: list[threading.Thread] = []
         self.lambdas = LambdaService()
         self.sfn: StepFunctionsServer | None = None
+        self.lambda_api: LambdaApiServer | None = None
         self.metrics: MetricsPublisher | None = None
         self.logs: FunctionLogs | None = None
         self.result: ProvisionResult | None = None
@@ -123,6 +126,7 @@ class LocalRuntime:
             "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_url,
             "AWS_ENDPOINT_URL_DYNAMODB_STREAMS": dynamodb_url,
             "AWS_ENDPOINT_URL_SFN": f"http://127.0.0.1:{ports['stepfunctions']}",
+            "AWS_ENDPOINT_URL_LAMBDA": f"http://127.0.0.1:{ports['lambda']}",
         }
         clients = {
             "dynamodb": self._client("dynamodb", dynamodb_url),
@@ -170,9 +174,14 @@ class LocalRuntime:
         base_env = self._function_base_env()
         for spec in self.result.functions:
             spec.environment.update(opts.function_env)
-            self.lambdas.add(
-                LocalFunction(spec, base_env, log=self.logs, observe=self._invocation_observed)
+            function = LocalFunction(
+                spec, base_env, log=self.logs, observe=self._invocation_observed
             )
+            self.lambdas.add(function)
+            threading.Thread(target=function.prewarm, daemon=True).start()
+
+        self.lambda_api = LambdaApiServer(self.lambdas, ports["lambda"])
+        self.lambda_api.start()
 
         checkpoints = Checkpoints(data_dir / "stream-checkpoints.json" if data_dir else None)
         for mapping in self.result.mappings:
@@ -221,13 +230,22 @@ class LocalRuntime:
             poller.start()
             self._threads.append(poller)
 
-    def stop(self) -> None:
-        """Stop pollers, workflows, functions and emulators, in that order."""
+    def request_stop(self) -> None:
+        """Ask wait() to return (safe from a signal handler)."""
         self._stop.set()
+
+    def stop(self) -> None:
+        """Stop pollers, workflows, functions and emulators, in that order (idempotent)."""
+        self._stop.set()
+        if self._stopped:
+            return
+        self._stopped = True
         for thread in self._threads:
             thread.join(timeout=15)
         if self.sfn is not None:
             self.sfn.stop()
+        if self.lambda_api is not None:
+            self.lambda_api.stop()
         self.lambdas.close()
         if self.metrics is not None:
             self.metrics.close()

@@ -105,9 +105,10 @@ def test_release_gives_back_exactly_once(store: DynamoStore) -> None:
                 range(3),
             )
         )
-    # Then the stock is back to 10 exactly and the order is PAYMENT_FAILED once in its history
+    # Then the stock is back to 10 exactly, one call released, and PAYMENT_FAILED is recorded once
     assert _stock(store, name) == 10
-    assert {r.status for r in results} == {OrderStatus.PAYMENT_FAILED}
+    assert {r.order.status for r in results} == {OrderStatus.PAYMENT_FAILED}
+    assert sum(r.changed for r in results) == 1
     final = store.order_get(order.order_id)
     assert [h.status for h in final.history].count(OrderStatus.PAYMENT_FAILED) == 1
     assert final.status_reason == "Payment failed: declined"
@@ -121,7 +122,7 @@ def test_release_of_a_never_reserved_order_changes_nothing(store: DynamoStore) -
     # When release is called
     result = inventory_release(store=store, order_id=order.order_id, reason="x")
     # Then it stays REJECTED and stock stays 0
-    assert result.status == OrderStatus.REJECTED
+    assert result.order.status == OrderStatus.REJECTED and not result.changed
     assert _stock(store, name) == 0
 
 
@@ -189,7 +190,9 @@ def test_submit_never_overwrites_an_order(store: DynamoStore) -> None:
 def test_staff_cancel_of_a_reserved_order_gives_stock_back(store: DynamoStore) -> None:
     # Given a reserved order
     name = _item(store, 5)
-    order = order_submit(store=store, customer_name="Gus", items=[{"ItemName": name, "Quantity": 2}])
+    order = order_submit(
+        store=store, customer_name="Gus", items=[{"ItemName": name, "Quantity": 2}]
+    )
     inventory_reserve(store=store, order_id=order.order_id)
     # When staff cancel it
     cancelled = order_cancel(store=store, order_id=order.order_id, actor="staff@example.com")
