@@ -34,6 +34,7 @@ ENV_DLQ_URL = "ORDERS_DLQ_URL"
 ENV_STATE_MACHINE_ARN = "STATE_MACHINE_ARN"
 ENV_STREAM_FAILURE_QUEUE_URL = "STREAM_FAILURE_QUEUE_URL"
 ENV_ALARM_TOPIC_ARN = "ALARM_TOPIC_ARN"
+ENV_DASHBOARD = "CLOUDWATCH_DASHBOARD"
 
 # template.yaml's Outputs -> the environment variables the portal, scripts and handlers read.
 # The local runtime writes them to its env file; `deploy.sh deploy` hands them to Zappa.
@@ -45,6 +46,7 @@ STACK_OUTPUT_ENV: dict[str, str] = {
     "OrderWorkflowArn": ENV_STATE_MACHINE_ARN,
     "StreamFailureQueueUrl": ENV_STREAM_FAILURE_QUEUE_URL,
     "AlarmTopicArn": ENV_ALARM_TOPIC_ARN,
+    "DashboardName": ENV_DASHBOARD,
 }
 
 

@@ -440,3 +440,25 @@ def dlq_replay(
         if progress:
             progress(moved, message)
     return ReplayResult(moved, failed, skipped)
+
+
+def fulfilment_requeue_stranded(
+    *, store: DynamoStore, workflow: FulfilmentWorkflow, queue: OrderQueue
+) -> list[str]:
+    """Send every RESERVED order that has no workflow execution to the Orders queue again.
+
+    An order is stranded when its queue message was lost (a local runtime restart: the local
+    SQS keeps nothing on disk) or purged. Re-sending is safe: the execution name is derived from
+    the order, so an order whose message was only late still gets one workflow.
+    """
+    requeued = []
+    cursor = None
+    while True:
+        page = store.orders_by_status(OrderStatus.RESERVED, limit=100, cursor=cursor)
+        for order in page.items:
+            if workflow.describe(execution_name(order.order_id, order.attempt)) is None:
+                fulfilment_request(queue=queue, order=order)
+                requeued.append(order.order_id)
+        if not page.cursor:
+            return requeued
+        cursor = page.cursor

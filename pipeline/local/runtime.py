@@ -15,7 +15,16 @@ from typing import Any, TextIO
 import boto3
 from botocore.config import Config
 
-from pipeline.config import STACK_OUTPUT_ENV
+from pipeline.adapters.dynamodb import DynamoStore
+from pipeline.adapters.sqs import OrderQueue
+from pipeline.adapters.stepfunctions import FulfilmentWorkflow
+from pipeline.config import (
+    ENV_INVENTORY_TABLE,
+    ENV_ORDERS_QUEUE_URL,
+    ENV_ORDERS_TABLE,
+    ENV_STATE_MACHINE_ARN,
+    STACK_OUTPUT_ENV,
+)
 from pipeline.local.cfn import load_template, sam_to_cloudformation
 from pipeline.local.emulators import (
     LOCAL_ACCOUNT_ID,
@@ -36,7 +45,8 @@ from pipeline.local.lambdas import FunctionError, LambdaService, LocalFunction
 from pipeline.local.provisioner import Provisioner, ProvisionResult
 from pipeline.local.stepfunctions.asl import TaskFailure
 from pipeline.local.stepfunctions.server import StepFunctionsServer
-from pipeline.local.telemetry import FunctionLogs, MetricsPublisher
+from pipeline.local.telemetry import AlarmEvaluator, FunctionLogs, MetricsPublisher
+from pipeline.usecases import fulfilment_requeue_stranded
 
 log = logging.getLogger("pipeline.local")
 
@@ -75,6 +85,7 @@ class LocalRuntime:
         self.lambdas = LambdaService()
         self.sfn: StepFunctionsServer | None = None
         self.lambda_api: LambdaApiServer | None = None
+        self.alarms: AlarmEvaluator | None = None
         self.metrics: MetricsPublisher | None = None
         self.logs: FunctionLogs | None = None
         self.result: ProvisionResult | None = None
@@ -188,6 +199,12 @@ class LocalRuntime:
             if mapping.enabled:
                 self._start_mapping(mapping, clients, checkpoints)
 
+        self.alarms = AlarmEvaluator(
+            clients["cloudwatch"], clients["sqs"], self.result.queue_urls, self.metrics, self._stop
+        )
+        self.alarms.start()
+        if data_dir is not None:
+            self._requeue_stranded(clients)
         if opts.env_file is not None:
             write_env_file(opts.env_file, self.client_env())
 
@@ -234,13 +251,29 @@ class LocalRuntime:
         """Ask wait() to return (safe from a signal handler)."""
         self._stop.set()
 
+    def _requeue_stranded(self, clients: Mapping[str, Any]) -> None:
+        # Tables and executions survive a restart, the local queues do not: orders that were
+        # waiting in them are sent again (one workflow per order still holds).
+        env = self.client_env()
+        requeued = fulfilment_requeue_stranded(
+            store=DynamoStore(
+                env[ENV_ORDERS_TABLE], env[ENV_INVENTORY_TABLE], client=clients["dynamodb"]
+            ),
+            workflow=FulfilmentWorkflow(
+                env[ENV_STATE_MACHINE_ARN], client=clients["stepfunctions"]
+            ),
+            queue=OrderQueue(env[ENV_ORDERS_QUEUE_URL], client=clients["sqs"]),
+        )
+        if requeued:
+            self._say(f"re-queued {len(requeued)} reserved order(s) whose queue message was lost")
+
     def stop(self) -> None:
         """Stop pollers, workflows, functions and emulators, in that order (idempotent)."""
         self._stop.set()
         if self._stopped:
             return
         self._stopped = True
-        for thread in self._threads:
+        for thread in [*self._threads, *([self.alarms] if self.alarms else [])]:
             thread.join(timeout=15)
         if self.sfn is not None:
             self.sfn.stop()

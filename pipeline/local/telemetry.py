@@ -83,22 +83,34 @@ class MetricsPublisher:
             }
         )
 
+    def flush(self, timeout: float = 5.0) -> None:
+        """Wait until what is queued now has been sent."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.05)
+
     def _run(self) -> None:
         while True:
             first = self._queue.get()
             if first is None:
+                self._queue.task_done()
                 return
             batch = [first]
+            ending = False
             while len(batch) < 500:
                 try:
                     item = self._queue.get(timeout=0.2)
                 except queue.Empty:
                     break
                 if item is None:
-                    self._send(batch)
-                    return
+                    ending = True
+                    break
                 batch.append(item)
             self._send(batch)
+            for _ in range(len(batch) + ending):
+                self._queue.task_done()
+            if ending:
+                return
 
     def _send(self, batch: list[dict[str, Any]]) -> None:
         by_namespace: dict[str, list[dict[str, Any]]] = {}
@@ -160,3 +172,143 @@ class FunctionLogs:
             for handle in self._files.values():
                 handle.close()
             self._files.clear()
+
+
+_COMPARE = {
+    "GreaterThanOrEqualToThreshold": lambda v, t: v >= t,
+    "GreaterThanThreshold": lambda v, t: v > t,
+    "LessThanThreshold": lambda v, t: v < t,
+    "LessThanOrEqualToThreshold": lambda v, t: v <= t,
+}
+
+
+class AlarmEvaluator(threading.Thread):
+    """Evaluates the local CloudWatch alarms, which moto stores but never evaluates.
+
+    It publishes the AWS/SQS queue depths AWS would publish, then for each alarm reads its
+    metric (or the sum of its metrics, for SUM(METRICS()) expressions) over the alarm's periods
+    and sets OK / ALARM / INSUFFICIENT_DATA as CloudWatch would, honouring TreatMissingData.
+    """
+
+    def __init__(
+        self,
+        cloudwatch: Any,
+        sqs: Any,
+        queue_urls: dict[str, str],
+        metrics: MetricsPublisher,
+        stop: threading.Event,
+        interval: float = 20.0,
+    ):
+        super().__init__(name="alarms", daemon=True)
+        self._cloudwatch = cloudwatch
+        self._sqs = sqs
+        self._queue_urls = queue_urls
+        self._metrics = metrics
+        self._stop_event = stop
+        self._interval = interval
+        self.unsupported: dict[str, str] = {}
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self._interval):
+            try:
+                self.evaluate_once()
+            except Exception as exc:  # alarms must never stop the pipeline
+                log.warning("alarm evaluation failed: %s", exc)
+
+    def publish_queue_depths(self) -> None:
+        """Put each queue's visible-message count, as SQS does every minute."""
+        for url in self._queue_urls.values():
+            attributes = self._sqs.get_queue_attributes(
+                QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+            )["Attributes"]
+            self._metrics.count(
+                "AWS/SQS",
+                "ApproximateNumberOfMessagesVisible",
+                {"QueueName": url.rsplit("/", 1)[-1]},
+                float(attributes.get("ApproximateNumberOfMessages", 0)),
+            )
+
+    def evaluate_once(self) -> None:
+        """One evaluation round over every alarm."""
+        self.publish_queue_depths()
+        self._metrics.flush()
+        paginator = self._cloudwatch.get_paginator("describe_alarms")
+        for page in paginator.paginate(AlarmTypes=["MetricAlarm"]):
+            for alarm in page["MetricAlarms"]:
+                state, reason = self._state_of(alarm)
+                unchecked = str(alarm.get("StateReason", "")).startswith("Unchecked")
+                if state != alarm.get("StateValue") or unchecked:
+                    self._cloudwatch.set_alarm_state(
+                        AlarmName=alarm["AlarmName"], StateValue=state, StateReason=reason
+                    )
+
+    def _series(self, metric: dict[str, Any], period: int, stat: str, periods: int) -> list[float]:
+        end = datetime.now(UTC)
+        start = end.timestamp() - period * periods
+        response = self._cloudwatch.get_metric_statistics(
+            Namespace=metric["Namespace"],
+            MetricName=metric["MetricName"],
+            Dimensions=metric.get("Dimensions", []),
+            StartTime=datetime.fromtimestamp(start, UTC),
+            EndTime=end,
+            Period=period,
+            Statistics=[stat],
+        )
+        points = sorted(response.get("Datapoints", []), key=lambda p: p["Timestamp"])
+        return [float(p[stat]) for p in points]
+
+    def _state_of(self, alarm: dict[str, Any]) -> tuple[str, str]:
+        periods = int(alarm.get("EvaluationPeriods", 1))
+        threshold = float(alarm["Threshold"])
+        compare = _COMPARE.get(alarm["ComparisonOperator"])
+        if compare is None:
+            return "INSUFFICIENT_DATA", f"{alarm['ComparisonOperator']} is not evaluated locally"
+        if alarm.get("Metrics"):
+            values = self._expression_values(alarm, periods)
+            if values is None:
+                return "INSUFFICIENT_DATA", self.unsupported[alarm["AlarmName"]]
+        else:
+            values = self._series(
+                {k: alarm[k] for k in ("Namespace", "MetricName") if k in alarm}
+                | {"Dimensions": alarm.get("Dimensions", [])},
+                int(alarm["Period"]),
+                alarm.get("Statistic", "Sum"),
+                periods,
+            )
+        values = values[-periods:]
+        breaching = [v for v in values if compare(v, threshold)]
+        needed = int(alarm.get("DatapointsToAlarm", periods))
+        if not values:
+            missing = alarm.get("TreatMissingData", "missing")
+            state = {"breaching": "ALARM", "notBreaching": "OK"}.get(missing, "INSUFFICIENT_DATA")
+            return state, f"no data points (TreatMissingData={missing})"
+        if len(breaching) >= needed:
+            return (
+                "ALARM",
+                f"{len(breaching)} of {len(values)} data points breach the threshold "
+                f"({alarm['ComparisonOperator']} {threshold:g})",
+            )
+        return "OK", f"latest value {values[-1]:g}, threshold {threshold:g}"
+
+    def _expression_values(self, alarm: dict[str, Any], periods: int) -> list[float] | None:
+        stats = [m for m in alarm["Metrics"] if "MetricStat" in m]
+        expressions = [m for m in alarm["Metrics"] if "Expression" in m]
+        if (
+            len(expressions) != 1
+            or expressions[0]["Expression"].replace(" ", "") != "SUM(METRICS())"
+        ):
+            self.unsupported[alarm["AlarmName"]] = (
+                "only SUM(METRICS()) expressions are evaluated locally"
+            )
+            return None
+        total: list[float] = []
+        for entry in stats:
+            stat = entry["MetricStat"]
+            series = self._series(stat["Metric"], int(stat["Period"]), stat["Stat"], periods)
+            # Align from the newest point: missing older points count as zero in the sum.
+            for i, value in enumerate(reversed(series)):
+                if i < len(total):
+                    total[-1 - i] += value
+                else:
+                    total.insert(0, value)
+        return total
