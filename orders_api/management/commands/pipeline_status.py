@@ -1,0 +1,118 @@
+"""`manage.py pipeline_status`: where the pipeline is, how full its tables and queues are."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from pipeline import wiring
+from pipeline.config import PipelineSettings
+
+
+def _table_count(store: Any, table: str, exact: bool) -> dict[str, Any]:
+    if exact:
+        # A COUNT scan reads the whole table: fine locally, costly on a big production table.
+        total = 0
+        kwargs: dict[str, Any] = {"TableName": table, "Select": "COUNT"}
+        while True:
+            page = store.client.scan(**kwargs)
+            total += page["Count"]
+            if "LastEvaluatedKey" not in page:
+                return {"table": table, "items": total, "exact": True}
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    described = store.client.describe_table(TableName=table)["Table"]
+    # AWS refreshes ItemCount about every six hours.
+    return {"table": table, "items": described.get("ItemCount", 0), "exact": False}
+
+
+class Command(BaseCommand):
+    """Print the endpoints, resource names, table item counts and queue depths."""
+
+    help = "Show the pipeline's endpoints, table item counts, and queue and DLQ depths."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        """--json, --exact."""
+        parser.add_argument("--json", action="store_true", help="print one JSON document")
+        parser.add_argument(
+            "--exact", action="store_true", help="count items with a scan instead of the estimate"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        """Gather each part; a part that fails shows its error, the others still show."""
+        settings = PipelineSettings.from_env()
+        endpoints = {
+            k: v for k, v in sorted(os.environ.items()) if k.startswith("AWS_ENDPOINT_URL")
+        }
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "(unset)"
+        report: dict[str, Any] = {
+            "region": region,
+            "endpoints": endpoints or {"all": "AWS (no local endpoint set)"},
+            "resources": {
+                "orders_table": settings.orders_table,
+                "inventory_table": settings.inventory_table,
+                "orders_queue_url": settings.orders_queue_url,
+                "dlq_url": settings.dlq_url,
+                "state_machine_arn": settings.state_machine_arn,
+            },
+        }
+        exact = options["exact"]
+
+        def attempt(fn: Callable[[], Any]) -> Any:
+            try:
+                return fn()
+            except Exception as exc:  # a status page shows every failure instead of stopping
+                return {"error": f"{type(exc).__name__}: {exc}"}
+
+        def tables() -> dict[str, Any]:
+            store = wiring.dynamo_store(settings)
+            return {
+                "orders": attempt(lambda: _table_count(store, store.orders_table, exact)),
+                "inventory": attempt(lambda: _table_count(store, store.inventory_table, exact)),
+            }
+
+        report["tables"] = attempt(tables)
+        report["queues"] = {
+            "orders": attempt(lambda: wiring.orders_queue(settings).depth()),
+            "dead_letter": attempt(lambda: wiring.dead_letter_queue(settings).depth()),
+        }
+        if options["json"]:
+            self.stdout.write(json.dumps(report, indent=2))
+            return
+        self._print(report)
+
+    def _print(self, report: dict[str, Any]) -> None:
+        out = self.stdout.write
+        out(self.style.MIGRATE_HEADING("Endpoints"))
+        out(f"  region: {report['region']}")
+        for name, url in report["endpoints"].items():
+            out(f"  {name}: {url}")
+        out(self.style.MIGRATE_HEADING("Resources"))
+        for name, value in report["resources"].items():
+            out(f"  {name}: {value or '(not set)'}")
+        out(self.style.MIGRATE_HEADING("Tables"))
+        tables = report["tables"]
+        if "error" in tables:
+            out(self.style.ERROR(f"  {tables['error']}"))
+        else:
+            for name, info in tables.items():
+                if "error" in info:
+                    out(self.style.ERROR(f"  {name}: {info['error']}"))
+                else:
+                    approx = "" if info["exact"] else " (approximate)"
+                    out(f"  {name}: {info['items']} items{approx}")
+        out(self.style.MIGRATE_HEADING("Queues"))
+        for name, depth in report["queues"].items():
+            if "error" in depth:
+                out(self.style.ERROR(f"  {name}: {depth['error']}"))
+                continue
+            line = (
+                f"  {name}: {depth['visible']} waiting, {depth['in_flight']} in flight, "
+                f"{depth['delayed']} delayed"
+            )
+            if name == "dead_letter" and depth["visible"]:
+                line = self.style.WARNING(line + "  <- replay or inspect these")
+            out(line)

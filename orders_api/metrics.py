@@ -1,0 +1,32 @@
+"""CloudWatch embedded-format metrics: one JSON line on stdout per count (a metric under Zappa)."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+
+AUTH_FAILURES = "ApiAuthenticationFailures"
+RATE_LIMITED = "ApiRequestsThrottled"
+LIMITER_UNAVAILABLE = "RateLimiterUnavailable"
+
+
+def count(name: str, **metadata: str) -> None:
+    """Add one to the metric `name` (no dimensions, so one alarm covers it); `metadata` is
+    written beside it for Logs Insights, not as dimensions (they would split the metric)."""
+    if not settings.METRICS_ENABLED:
+        return
+    # Imported here: powertools' metrics module costs ~60 ms to import, paid only on first use.
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+    try:
+        with single_metric(
+            name=name, unit=MetricUnit.Count, value=1, namespace=settings.METRICS_NAMESPACE
+        ) as metric:
+            for key, value in metadata.items():
+                metric.add_metadata(key, value)
+    except Exception:
+        # A metric must never turn a 403 or 429 into a 500.
+        log.exception("could not emit metric %s", name)

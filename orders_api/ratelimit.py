@@ -1,0 +1,133 @@
+"""Per-key limits in Redis: a token bucket and a daily quota, checked and taken in one Lua call."""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from orders_api.models import Limits
+
+log = logging.getLogger(__name__)
+
+# One hash per key holds the bucket (tokens, ts in microseconds) and the day's count (day, used).
+# The script runs atomically in Redis, so every process and Lambda instance shares one bucket;
+# Redis's own clock is the only clock, so instances with skewed clocks cannot cheat the limits.
+TOKEN_BUCKET_LUA = """
+if redis.replicate_commands then redis.replicate_commands() end
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local quota = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local day = math.floor(tonumber(t[1]) / 86400)
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts', 'day', 'used')
+local tokens = tonumber(state[1])
+local ts = tonumber(state[2])
+local used = tonumber(state[4]) or 0
+if tonumber(state[3]) ~= day then used = 0 end
+if tokens == nil or ts == nil then
+  tokens = burst
+  ts = now_us
+end
+tokens = math.min(burst, tokens + math.max(0, now_us - ts) / 1000000 * rate)
+local verdict = 'ok'
+local wait = 0
+if quota > 0 and used >= quota then
+  verdict = 'quota'
+  wait = ((day + 1) * 86400 * 1000000 - now_us) / 1000000
+elseif tokens < 1 then
+  verdict = 'rate'
+  wait = (1 - tokens) / rate
+else
+  tokens = tokens - 1
+  used = used + 1
+end
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens),
+  'ts', string.format('%.0f', now_us), 'day', string.format('%d', day), 'used', used)
+redis.call('EXPIRE', KEYS[1], 172800)
+return {verdict, string.format('%.6f', wait), used, string.format('%.6f', tokens)}
+"""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the limiter said about one request."""
+
+    allowed: bool
+    reason: str  # "ok", "rate" (bucket empty), "quota" (day used up), "unavailable" (no Redis)
+    retry_after: float = 0.0  # seconds until a request can succeed
+    used_today: int | None = None
+
+    @property
+    def retry_after_header(self) -> str:
+        """Retry-After in whole seconds, never 0 (a client retrying at once would be refused)."""
+        return str(max(1, math.ceil(self.retry_after)))
+
+
+class RedisRateLimiter:
+    """The shared limiter; when Redis fails it reports `unavailable` and stays away from Redis
+    for `retry_seconds`, so an outage costs one timeout per process, not one per request."""
+
+    def __init__(self, url: str, *, timeout: float, retry_seconds: float):
+        self.url = url
+        self.retry_seconds = retry_seconds
+        self._redis = redis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=30
+        )
+        self._script = self._redis.register_script(TOKEN_BUCKET_LUA)
+        self._down_until = 0.0
+
+    def hit(self, client_id: str, limits: Limits, *, prefix: str) -> Decision:
+        """Take one request from the client's bucket and day, or say why not."""
+        if time.monotonic() < self._down_until:
+            return Decision(False, "unavailable", self.retry_seconds)
+        # The hash tag {…} keeps one client's key on one cluster slot.
+        key = f"{prefix}ratelimit:{{{client_id}}}"
+        try:
+            verdict, wait, used, _tokens = self._script(
+                keys=[key],
+                args=[limits.rate_limit, limits.burst_limit, limits.daily_quota or 0],
+            )
+        except redis.RedisError as exc:
+            self._down_until = time.monotonic() + self.retry_seconds
+            log.warning(
+                "rate limiter: Redis at %s failed (%s); not asking it again for %.0f s",
+                self._redis.connection_pool.connection_kwargs.get("host", self.url),
+                exc,
+                self.retry_seconds,
+            )
+            return Decision(False, "unavailable", self.retry_seconds)
+        reason = verdict.decode() if isinstance(verdict, bytes) else str(verdict)
+        return Decision(reason == "ok", reason, float(wait), int(used))
+
+    def reset(self, client_id: str, *, prefix: str) -> None:
+        """Forget a client's bucket and day count (tests, and staff after a plan change)."""
+        self._redis.delete(f"{prefix}ratelimit:{{{client_id}}}")
+
+    @property
+    def redis(self) -> Any:
+        """The underlying client."""
+        return self._redis
+
+
+_lock = threading.Lock()
+_limiters: dict[tuple[str, float, float], RedisRateLimiter] = {}
+
+
+def get_limiter(url: str, *, timeout: float, retry_seconds: float) -> RedisRateLimiter:
+    """One limiter (and connection pool) per process and Redis URL, made on first use."""
+    key = (url, timeout, retry_seconds)
+    limiter = _limiters.get(key)
+    if limiter is None:
+        with _lock:
+            limiter = _limiters.get(key)
+            if limiter is None:
+                limiter = RedisRateLimiter(url, timeout=timeout, retry_seconds=retry_seconds)
+                _limiters[key] = limiter
+    return limiter

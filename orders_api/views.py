@@ -1,0 +1,206 @@
+"""The order endpoints: translate the request, call one pipeline use case, translate the result."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.reverse import reverse
+from rest_framework.views import APIView
+
+from orders_api import idempotency
+from orders_api.exceptions import (
+    IdempotencyKeyReused,
+    InvalidRequest,
+    OrderIdConflict,
+    flatten_errors,
+)
+from orders_api.models import ClientAPIKey
+from orders_api.serializers import (
+    ORDER_FIELDS,
+    ErrorSerializer,
+    OrderSerializer,
+    SubmitOrderRequestSerializer,
+    SubmitOrderResponseSerializer,
+)
+from pipeline import wiring
+from pipeline.errors import InvalidOrder, OrderAlreadyExists
+from pipeline.statuses import OrderStatus
+from pipeline.usecases import order_submit
+
+SUBMITTED = "Order submitted successfully"
+# Order ids are UUIDs; the seed's own may be any short key. Anything else is not worth a read.
+ORDER_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+# Response headers (drf-spectacular documents a header parameter with `response=` as one).
+_RETRY_AFTER = OpenApiParameter(
+    "Retry-After",
+    OpenApiTypes.INT,
+    OpenApiParameter.HEADER,
+    description="Seconds to wait before retrying",
+    response=[429, 503],
+)
+_LOCATION = OpenApiParameter(
+    "Location",
+    OpenApiTypes.URI,
+    OpenApiParameter.HEADER,
+    description="The order's status URL (GET /orders/{OrderId})",
+    response=[200],
+)
+_COMMON_ERRORS: dict[int, Any] = {
+    403: OpenApiResponse(ErrorSerializer, description="No API key, or an unknown, revoked or "
+                         "expired one"),
+    429: OpenApiResponse(
+        ErrorSerializer,
+        description="Over the key's rate, burst or daily quota; see Retry-After",
+    ),
+    503: OpenApiResponse(ErrorSerializer, description="A backing store is unavailable; retry"),
+}  # fmt: skip
+
+
+class SubmitOrderView(APIView):
+    """POST /submitorder."""
+
+    @extend_schema(
+        operation_id="submitOrder",
+        summary="Submit an order",
+        description=(
+            "Writes a new PENDING order; the pipeline then reserves stock, charges and ships it. "
+            "Send an `Idempotency-Key` to make retries safe: the same key with the same body "
+            "returns the first response and creates no second order."
+        ),
+        request=SubmitOrderRequestSerializer,
+        parameters=[
+            OpenApiParameter(
+                idempotency.HEADER,
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                required=False,
+                description=f"Up to {idempotency.MAX_LENGTH} visible ASCII characters, e.g. "
+                "a UUID the client made for this order.",
+            ),
+            _LOCATION,
+            _RETRY_AFTER,
+        ],
+        responses={
+            200: OpenApiResponse(
+                SubmitOrderResponseSerializer,
+                description="Order written (or, for a repeated Idempotency-Key, the first "
+                "response again). Location: the order's status URL.",
+            ),
+            400: OpenApiResponse(ErrorSerializer, description="Malformed JSON or invalid order"),
+            **_COMMON_ERRORS,
+            413: OpenApiResponse(ErrorSerializer, description="Body larger than 64 KiB"),
+            415: OpenApiResponse(ErrorSerializer, description="Body is not application/json"),
+            422: OpenApiResponse(
+                ErrorSerializer, description="Idempotency-Key reused with a different body"
+            ),
+        },
+        examples=[
+            OpenApiExample(
+                "Seed request",
+                value={"CustomerName": "John Doe", "Items": ["laptop", "mouse", "keyboard"]},
+                request_only=True,
+            ),
+            OpenApiExample(
+                "Full order",
+                value={
+                    "CustomerName": "Jane Roe",
+                    "Items": [{"ItemName": "laptop", "Quantity": 2}, "mouse"],
+                    "PaymentToken": "tok_approve",
+                    "ShippingAddress": {
+                        "Name": "Jane Roe",
+                        "Line1": "1 Main St",
+                        "City": "Springfield",
+                        "PostalCode": "12345",
+                        "Country": "US",
+                    },
+                },
+                request_only=True,
+            ),
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        """Validate the envelope, write the order through order_submit, answer 200."""
+        key: ClientAPIKey = request.auth
+        body = request.data
+        envelope = SubmitOrderRequestSerializer(data=body)
+        if not envelope.is_valid():
+            raise InvalidRequest(flatten_errors(envelope.errors))
+        data = envelope.validated_data
+
+        order_id = request_hash = None
+        idem_key = request.headers.get(idempotency.HEADER)
+        if idem_key is not None:
+            problem = idempotency.validate_key(idem_key)
+            if problem:
+                raise InvalidRequest({idempotency.HEADER: problem}, "Invalid Idempotency-Key")
+            order_id = idempotency.order_id_for(key.client_id, idem_key)
+            request_hash = idempotency.request_hash(body)
+
+        store = wiring.dynamo_store()
+        try:
+            order = order_submit(
+                store=store,
+                customer_name=data.get("CustomerName"),
+                items=data.get("Items"),
+                client_id=key.client_id,
+                payment_token=data.get("PaymentToken"),
+                shipping_address=data.get("ShippingAddress"),
+                order_id=order_id,
+                request_hash=request_hash,
+            )
+        except InvalidOrder as exc:
+            raise InvalidRequest(exc.errors) from exc
+        except OrderAlreadyExists as exc:
+            if order_id is None:
+                raise OrderIdConflict() from exc
+            # Another request with this key won the conditional put (a retry, or a racer).
+            existing = store.order_find(order_id)
+            if existing is None or existing.client_id != key.client_id:
+                raise OrderIdConflict() from exc
+            if existing.request_hash != request_hash:
+                raise IdempotencyKeyReused() from exc
+            response = self._submitted(request, existing.order_id)
+            response["Idempotent-Replayed"] = "true"
+            return response
+        return self._submitted(request, order.order_id)
+
+    @staticmethod
+    def _submitted(request: Request, order_id: str) -> Response:
+        # The first answer is always PENDING; a replay repeats it, whatever happened since.
+        body = {"message": SUBMITTED, "OrderId": order_id, "Status": str(OrderStatus.PENDING)}
+        location = reverse("orders_api:order-detail", args=[order_id], request=request)
+        return Response(body, status=200, headers={"Location": location})
+
+
+class OrderDetailView(APIView):
+    """GET /orders/<OrderId>."""
+
+    @extend_schema(
+        operation_id="getOrder",
+        summary="An order's status and history",
+        description="Only the key that created the order sees it; for any other key it does "
+        "not exist (404), so order ids cannot be probed.",
+        parameters=[_RETRY_AFTER],
+        responses={
+            200: OrderSerializer,
+            404: OpenApiResponse(ErrorSerializer, description="No such order for this key"),
+            **_COMMON_ERRORS,
+        },
+    )
+    def get(self, request: Request, order_id: str) -> Response:
+        """The order as Order.as_json() has it, less the client's secrets."""
+        key: ClientAPIKey = request.auth
+        if not ORDER_ID_RE.match(order_id):
+            raise NotFound("Order not found")
+        order = wiring.dynamo_store().order_find(order_id)
+        if order is None or order.client_id != key.client_id:
+            raise NotFound("Order not found")
+        shown = order.as_json()
+        return Response({name: shown[name] for name in ORDER_FIELDS if name in shown})

@@ -1,0 +1,223 @@
+"""Settings shared by every environment, read from the environment (twelve-factor style)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+
+
+def env_str(name: str, default: str = "") -> str:
+    """A string from the environment; an empty value counts as unset."""
+    return os.environ.get(name) or default
+
+
+def env_bool(name: str, default: bool) -> bool:
+    """A yes/no switch from the environment (1/true/yes/on and 0/false/no/off)."""
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, got {raw!r}")
+
+
+def env_int(name: str, default: int) -> int:
+    """A whole number from the environment."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def env_float(name: str, default: float) -> float:
+    """A number from the environment."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    """A comma-separated list from the environment."""
+    raw = os.environ.get(name, "")
+    if not raw.strip():
+        return list(default)
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+# Each environment's module sets or demands it; base never invents one.
+SECRET_KEY = env_str("DJANGO_SECRET_KEY")
+DEBUG = env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", [])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    # Needed even with our own key model: AbstractAPIKey lives beside its concrete APIKey.
+    "rest_framework_api_key",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "orders_api",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    # Static files (admin, the docs UI's assets) are served by the app itself: under Zappa
+    # there is no other web server, and nothing may come from a CDN.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "portal.urls"
+WSGI_APPLICATION = "portal.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "portal" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# SQLite unless DATABASE_URL says otherwise (PostgreSQL in tests and production). Persistent
+# connections save a connect per request; health checks drop ones the server closed meanwhile.
+DEFAULT_SQLITE_PATH = BASE_DIR / ".local" / "portal.sqlite3"
+DATABASES = {
+    "default": dj_database_url.config(
+        env="DATABASE_URL",
+        default=f"sqlite:///{DEFAULT_SQLITE_PATH}",
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = env_str("DJANGO_STATIC_URL", "static/")
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# -- The order API ---------------------------------------------------------------------------
+
+# The seed's clients send `x-api-key`, as API Gateway wanted.
+API_KEY_CUSTOM_HEADER = "HTTP_X_API_KEY"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["orders_api.auth.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["orders_api.auth.HasClientApiKey"],
+    "DEFAULT_THROTTLE_CLASSES": ["orders_api.throttling.UsagePlanThrottle"],
+    # JSON only: no browsable API (a template render per request) and no form parsing.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["orders_api.parsers.BoundedJSONParser"],
+    "EXCEPTION_HANDLER": "orders_api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # No request.user is needed by the API; None skips building an AnonymousUser.
+    "UNAUTHENTICATED_USER": None,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Order API",
+    "DESCRIPTION": (
+        "Submit orders to the order pipeline and follow them to shipping. Every request needs "
+        "an API key in the `x-api-key` header; each key has a usage plan (requests per second, "
+        "burst, requests per day)."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The docs UI's JavaScript and CSS come from drf-spectacular-sidecar, served by us.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Two choice sets share the field name Status: name both, for stable generated clients.
+    "ENUM_NAME_OVERRIDES": {
+        "OrderStatusEnum": "pipeline.statuses.OrderStatus",
+        "SubmittedStatusEnum": ["PENDING"],
+    },
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+}
+
+# Largest request body /submitorder reads; a bigger one is refused with 413 unread.
+ORDERS_API_MAX_BODY_BYTES = env_int("ORDERS_API_MAX_BODY_BYTES", 64 * 1024)
+
+# Per-key limits shared by every process and Lambda instance (see orders_api/ratelimit.py).
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+RATE_LIMIT_ENABLED = env_bool("RATE_LIMIT_ENABLED", True)
+RATE_LIMIT_KEY_PREFIX = env_str("RATE_LIMIT_KEY_PREFIX", "orders-api:")
+# What to do while Redis cannot be reached: "allow" keeps taking orders (keys are still
+# checked) and counts RateLimiterUnavailable; "deny" answers 503 instead.
+RATE_LIMIT_ON_REDIS_ERROR = env_str("RATE_LIMIT_ON_REDIS_ERROR", "allow")
+if RATE_LIMIT_ON_REDIS_ERROR not in ("allow", "deny"):
+    raise ImproperlyConfigured("RATE_LIMIT_ON_REDIS_ERROR must be 'allow' or 'deny'")
+RATE_LIMIT_REDIS_TIMEOUT = env_float("RATE_LIMIT_REDIS_TIMEOUT", 0.25)
+# After a Redis failure, skip Redis for this long instead of waiting on every request.
+RATE_LIMIT_REDIS_RETRY_SECONDS = env_float("RATE_LIMIT_REDIS_RETRY_SECONDS", 5.0)
+# The seed's usage plan, for keys that have none of their own.
+DEFAULT_USAGE_PLAN = {
+    "rate_limit": env_float("DEFAULT_PLAN_RATE_LIMIT", 50.0),
+    "burst_limit": env_int("DEFAULT_PLAN_BURST_LIMIT", 100),
+    "daily_quota": env_int("DEFAULT_PLAN_DAILY_QUOTA", 10_000),
+}
+
+# CloudWatch embedded metrics: under Zappa, stdout lines become metrics in this namespace.
+METRICS_NAMESPACE = env_str("POWERTOOLS_METRICS_NAMESPACE", "OrderProcessing")
+METRICS_ENABLED = env_bool("ORDERS_API_METRICS_ENABLED", True)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("DJANGO_LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
+}

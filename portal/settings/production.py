@@ -1,0 +1,47 @@
+"""Settings for AWS (Zappa): secrets and URLs from the environment, HTTPS everywhere."""
+
+from __future__ import annotations
+
+import os
+
+from django.core.exceptions import ImproperlyConfigured
+
+from portal.settings.base import *  # noqa: F403 (settings modules extend base by design)
+from portal.settings.base import env_bool, env_int, env_list
+
+DEBUG = False
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+if not SECRET_KEY:
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY is not set: production settings refuse to start without a secret key"
+    )
+if not os.environ.get("DATABASE_URL"):
+    # SQLite on Lambda would live in /tmp and vanish with the instance: keys and users lost.
+    raise ImproperlyConfigured("DATABASE_URL is not set: production needs PostgreSQL")
+
+# API Gateway's hostnames in the function's region unless told otherwise (a custom domain
+# goes here); Lambda sets AWS_REGION.
+ALLOWED_HOSTS = env_list(
+    "DJANGO_ALLOWED_HOSTS",
+    [f".execute-api.{os.environ.get('AWS_REGION', 'us-east-1')}.amazonaws.com"],
+)
+
+# API Gateway terminates TLS and says so in X-Forwarded-Proto.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", True)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SESSION_COOKIE_SECURE = True
+CSRF_COOKIE_SECURE = True
+X_FRAME_OPTIONS = "DENY"
+
+# `collectstatic` runs before `zappa package` (scripts/build_portal_package.sh); hashed names
+# let browsers cache the admin's and the docs UI's assets for good.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}

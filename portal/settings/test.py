@@ -1,0 +1,30 @@
+"""Settings for pytest-django: real PostgreSQL and Redis on 127.0.0.1, fast password hashing."""
+
+from __future__ import annotations
+
+import dj_database_url
+
+from portal.settings.base import *  # noqa: F403 (settings modules extend base by design)
+from portal.settings.base import env_int, env_str
+
+DEBUG = False
+SECRET_KEY = "test-only-secret-key-not-for-any-deployed-environment-0123456789"
+ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
+
+# pytest-django creates test_orders_portal (test_orders_portal_gwN under xdist) from this.
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/orders_portal"),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
+    )
+}
+
+# A database of its own; every test also gets its own key prefix (tests/integration/api).
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/9")
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Serve static files from the apps' folders, as in development: no collectstatic in tests.
+WHITENOISE_USE_FINDERS = True
+STATIC_ROOT = None

@@ -1,0 +1,9 @@
+"""The WSGI application gunicorn and Zappa serve."""
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.production")
+
+application = get_wsgi_application()

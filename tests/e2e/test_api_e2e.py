@@ -1,0 +1,130 @@
+"""An order through the API over HTTP, through the local runtime, to SHIPPED (or REJECTED)."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+
+from orders_api.models import ClientAPIKey
+from tests.integration.api.servers import PortalServer, Reply, start_portal, stop_portal
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+TIMEOUT_S = 90
+
+
+@pytest.fixture
+def portal(
+    runtime_env: dict[str, str], django_db_setup: None, tmp_path: Any
+) -> Iterator[PortalServer]:
+    """gunicorn serving the portal against the running local runtime and the test database."""
+    from django.conf import settings
+    from django.db import connection
+
+    db = connection.settings_dict
+    env = {
+        **runtime_env,
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "REDIS_URL": settings.REDIS_URL,
+    }
+    server = start_portal(
+        env, tmp_path / "gunicorn.log", workers=2, prefix=f"test:e2e-{uuid.uuid4().hex[:8]}:"
+    )
+    try:
+        yield server
+    finally:
+        stop_portal(server)
+
+
+def _wait(portal: PortalServer, key: str, order_id: str, want: set[str]) -> dict[str, Any]:
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        reply = portal.request("GET", f"/orders/{order_id}", headers={"x-api-key": key})
+        assert reply.status == 200, reply.body
+        order = reply.json()
+        if order["Status"] in want:
+            return order
+        if time.monotonic() > deadline:
+            raise AssertionError(f"order stuck in {order['Status']}: {order['StatusReason']}")
+        time.sleep(0.3)
+
+
+def _submit(portal: PortalServer, key: str, body: dict[str, Any]) -> Reply:
+    return portal.request("POST", "/submitorder", body=body, headers={"x-api-key": key})
+
+
+def test_order_submitted_through_the_api_reaches_shipped(portal: PortalServer):
+    # Given the catalogue in the runtime's Inventory table and a client key
+    call_command("populate_inventory", "--reset", stdout=io.StringIO())
+    _, key = ClientAPIKey.objects.create_key(name="e2e client")
+
+    # When the client submits an order over HTTP
+    reply = _submit(
+        portal,
+        key,
+        {
+            "CustomerName": "End To End",
+            "Items": [{"ItemName": "laptop", "Quantity": 1}, "mouse"],
+            "PaymentToken": "tok_approve",
+            "ShippingAddress": {
+                "Name": "End To End",
+                "Line1": "1 Main St",
+                "City": "Springfield",
+                "PostalCode": "12345",
+                "Country": "US",
+            },
+        },
+    )
+    assert reply.status == 200, reply.body
+    order_id = reply.json()["OrderId"]
+    assert reply.headers["location"].endswith(f"/orders/{order_id}")
+
+    # Then the pipeline reserves, charges and ships it, and the API shows the whole life
+    order = _wait(portal, key, order_id, {"SHIPPED", "REJECTED", "PAYMENT_FAILED"})
+    assert order["Status"] == "SHIPPED", order["StatusReason"]
+    assert [h["Status"] for h in order["StatusHistory"]] == [
+        "PENDING",
+        "RESERVED",
+        "PAID",
+        "SHIPPED",
+    ]
+    assert order["Reservation"]["Total"] == pytest.approx(999.99 + 25.50)
+    assert order["Payment"]["TransactionId"].startswith("txn_")
+    assert order["Shipment"]["Carrier"] == "FedEx"  # insured express above $500
+    assert order["Shipment"]["TrackingNumber"]
+
+
+def test_order_for_an_unknown_item_is_rejected_and_the_api_says_why(portal: PortalServer):
+    # Given a client key
+    _, key = ClientAPIKey.objects.create_key(name="e2e client")
+
+    # When it orders something the inventory does not have
+    reply = _submit(portal, key, {"CustomerName": "Ann", "Items": ["flux-capacitor"]})
+    assert reply.status == 200, reply.body
+
+    # Then the order ends REJECTED with the reason naming the item
+    order = _wait(portal, key, reply.json()["OrderId"], {"REJECTED", "SHIPPED"})
+    assert order["Status"] == "REJECTED"
+    assert "flux-capacitor" in order["StatusReason"]
+    assert order["Rejection"][0]["Problem"] == "UNKNOWN_ITEM"
+
+
+def test_pipeline_status_reports_every_part_of_the_running_system(runtime_env: dict[str, str]):
+    # When the status command runs against the local runtime
+    out = io.StringIO()
+    call_command("pipeline_status", "--json", "--exact", stdout=out)
+    report = json.loads(out.getvalue())
+
+    # Then tables and both queues answered
+    assert "error" not in report["tables"]
+    assert report["tables"]["inventory"]["items"] >= 0
+    for name in ("orders", "dead_letter"):
+        assert set(report["queues"][name]) == {"visible", "in_flight", "delayed"}
+    assert report["resources"]["state_machine_arn"].startswith("arn:aws:states:")

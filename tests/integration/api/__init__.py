@@ -1,0 +1,1 @@
+"""Integration tests of the order API: DynamoDB Local, PostgreSQL, Redis, gunicorn."""
