@@ -126,6 +126,65 @@ def validate_customer_name(raw: object) -> str:
     return cleaned
 
 
+PAYMENT_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
+POSTAL_CODE_RE = re.compile(r"^[A-Za-z0-9 -]{1,20}$")
+# Field -> (required, max length) of a shipping address.
+ADDRESS_FIELDS: dict[str, tuple[bool, int]] = {
+    "Name": (True, 200),
+    "Line1": (True, 200),
+    "Line2": (False, 200),
+    "City": (True, 100),
+    "PostalCode": (True, 20),
+    "Country": (True, 56),
+}
+
+
+def validate_payment_token(raw: object) -> str | None:
+    """The payment method's token (None when absent) or InvalidOrder."""
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not PAYMENT_TOKEN_RE.match(raw):
+        raise InvalidOrder(
+            {"PaymentToken": "must be 1-200 letters, digits, '_' or '-' (a payment token)"}
+        )
+    return raw
+
+
+def validate_shipping_address(raw: object) -> dict[str, str] | None:
+    """The cleaned shipping address (None when absent) or InvalidOrder naming every field."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise InvalidOrder({"ShippingAddress": "must be an object {Name, Line1, City, ...}"})
+    errors: dict[str, str] = {}
+    for name in sorted(set(raw) - set(ADDRESS_FIELDS)):
+        errors[f"ShippingAddress.{name}"] = "unknown field"
+    address: dict[str, str] = {}
+    for name, (required, max_length) in ADDRESS_FIELDS.items():
+        value = raw.get(name)
+        key = f"ShippingAddress.{name}"
+        if value is None or (isinstance(value, str) and not value.strip() and not required):
+            if required:
+                errors[key] = "is required"
+            continue
+        if not isinstance(value, str) or not value.strip():
+            errors[key] = "must be a non-empty string"
+        elif len(value.strip()) > max_length:
+            errors[key] = f"must be at most {max_length} characters"
+        elif any(unicodedata.category(ch) == "Cc" for ch in value):
+            errors[key] = "must not contain control characters"
+        else:
+            address[name] = value.strip()
+    postcode = address.get("PostalCode")
+    if postcode is not None and not POSTAL_CODE_RE.match(postcode):
+        errors["ShippingAddress.PostalCode"] = "may hold letters, digits, spaces and '-'"
+    if len(address.get("Country", "xx")) < 2:
+        errors["ShippingAddress.Country"] = "must be an ISO 3166 code or a country name"
+    if errors:
+        raise InvalidOrder(errors)
+    return address
+
+
 @dataclass(frozen=True)
 class StatusChange:
     """One entry of an order's status history."""

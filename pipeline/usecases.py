@@ -19,6 +19,8 @@ from pipeline.domain import (
     parse_items,
     utc_now,
     validate_customer_name,
+    validate_payment_token,
+    validate_shipping_address,
 )
 from pipeline.errors import (
     InsufficientStock,
@@ -40,8 +42,8 @@ def order_submit(
     customer_name: object,
     items: object,
     client_id: str | None = None,
-    payment_token: str | None = None,
-    shipping_address: Mapping[str, str] | None = None,
+    payment_token: object = None,
+    shipping_address: object = None,
     order_id: str | None = None,
     request_hash: str | None = None,
     now: str | None = None,
@@ -51,15 +53,18 @@ def order_submit(
     Raises InvalidOrder with every field error, OrderAlreadyExists if the id is taken.
     """
     errors: dict[str, object] = {}
-    name = lines = None
-    try:
-        name = validate_customer_name(customer_name)
-    except InvalidOrder as exc:
-        errors.update(exc.errors)
-    try:
-        lines = parse_items(items)
-    except InvalidOrder as exc:
-        errors.update(exc.errors)
+
+    def checked(validate: Callable[[Any], Any], raw: object) -> Any:
+        try:
+            return validate(raw)
+        except InvalidOrder as exc:
+            errors.update(exc.errors)
+            return None
+
+    name = checked(validate_customer_name, customer_name)
+    lines = checked(parse_items, items)
+    token = checked(validate_payment_token, payment_token)
+    address = checked(validate_shipping_address, shipping_address)
     if errors or name is None or lines is None:
         raise InvalidOrder(errors)
     order = Order.new(
@@ -67,8 +72,8 @@ def order_submit(
         lines=lines,
         order_id=order_id,
         client_id=client_id,
-        payment_token=payment_token,
-        shipping_address=shipping_address,
+        payment_token=token,
+        shipping_address=address,
         request_hash=request_hash,
         now=now,
     )

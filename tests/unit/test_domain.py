@@ -25,6 +25,8 @@ from pipeline.domain import (
     utc_now,
     validate_customer_name,
     validate_item_name,
+    validate_payment_token,
+    validate_shipping_address,
 )
 from pipeline.errors import InvalidOrder
 from pipeline.statuses import OrderStatus
@@ -702,3 +704,59 @@ def test_execution_names_are_unique_per_attempt_and_fit_step_functions() -> None
     # Then they are all different and within Step Functions' 80 characters and charset
     assert len(set(names)) == 50
     assert all(len(n) <= 80 and re.match(r"^[A-Za-z0-9_-]+$", n) for n in names)
+
+
+# -- PaymentToken and ShippingAddress ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("raw", [None, "tok_approve", "tok_flaky_2", "A-b_9" * 40])
+def test_validate_payment_token_accepts_tokens_and_absence(raw: object) -> None:
+    # Given a token of letters, digits, '_' and '-' (or none)
+    # When it is validated
+    # Then it comes back unchanged
+    assert validate_payment_token(raw) == raw
+
+
+@pytest.mark.parametrize("raw", ["", "tok approve", "tök", 12, True, "x" * 201, ["tok"]])
+def test_validate_payment_token_refuses_anything_else(raw: object) -> None:
+    # Given a token that is empty, of the wrong type, too long or with other characters
+    # When it is validated
+    with pytest.raises(InvalidOrder) as info:
+        validate_payment_token(raw)
+    # Then the error names the field
+    assert set(info.value.errors) == {"PaymentToken"}
+
+
+def test_validate_shipping_address_cleans_a_full_address() -> None:
+    # Given an address with padding and an empty optional line
+    raw = {"Name": " Ada ", "Line1": "1 Main St", "Line2": "", "City": "Springfield",
+           "PostalCode": "12345", "Country": "US"}  # fmt: skip
+    # When it is validated
+    address = validate_shipping_address(raw)
+    # Then it is stripped and the empty optional line dropped
+    assert address == {"Name": "Ada", "Line1": "1 Main St", "City": "Springfield",
+                       "PostalCode": "12345", "Country": "US"}  # fmt: skip
+
+
+def test_validate_shipping_address_names_every_bad_field() -> None:
+    # Given an address missing City, with a bad postcode, a control character and an extra field
+    raw = {"Name": "A\x07", "Line1": "1 St", "PostalCode": "12#45", "Country": "US", "Zip": "1"}
+    # When it is validated
+    with pytest.raises(InvalidOrder) as info:
+        validate_shipping_address(raw)
+    # Then every problem is reported by its dotted field name
+    assert set(info.value.errors) == {
+        "ShippingAddress.Name",
+        "ShippingAddress.City",
+        "ShippingAddress.PostalCode",
+        "ShippingAddress.Zip",
+    }
+
+
+@pytest.mark.parametrize("raw", ["home", ["1 Main St"], 5])
+def test_validate_shipping_address_refuses_non_objects(raw: object) -> None:
+    # Given an address that is not an object
+    with pytest.raises(InvalidOrder) as info:
+        validate_shipping_address(raw)
+    # Then the error is on the field itself
+    assert set(info.value.errors) == {"ShippingAddress"}
