@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -33,6 +34,7 @@ from pipeline.errors import InvalidOrder, OrderAlreadyExists
 from pipeline.statuses import OrderStatus
 from pipeline.usecases import order_submit
 
+log = logging.getLogger(__name__)
 SUBMITTED = "Order submitted successfully"
 # Order ids are UUIDs; the seed's own may be any short key. Anything else is not worth a read.
 ORDER_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -166,9 +168,14 @@ class SubmitOrderView(APIView):
                 raise OrderIdConflict() from exc
             if existing.request_hash != request_hash:
                 raise IdempotencyKeyReused() from exc
+            log.info("idempotent replay", extra={"order_id": existing.order_id})
             response = self._submitted(request, existing.order_id)
             response["Idempotent-Replayed"] = "true"
             return response
+        log.info(
+            "order submitted",
+            extra={"order_id": order.order_id, "client_id": key.client_id},
+        )
         return self._submitted(request, order.order_id)
 
     @staticmethod

@@ -82,15 +82,140 @@ run_tests() {
   "$VENV/bin/python" -m pytest "$@"
 }
 
+# The local runtime's env file, so manage.py and scripts talk to the local endpoints.
+local_env() {
+  if [ -f .local/pipeline.env ]; then
+    set -a; . ./.local/pipeline.env; set +a
+  else
+    die "the local system is not running (no .local/pipeline.env): start it with $0 local"
+  fi
+}
+
+manage() { "$VENV/bin/python" manage.py "$@"; }
+
+cmd_status() {
+  setup
+  if [ "${1:-}" = "--stack" ]; then
+    [ -n "${2:-}" ] || die "usage: $0 status --stack STACK_NAME"
+    eval "$("$VENV/bin/python" scripts/portal_stack_env.py prod --stack "$2" --shell)"
+    shift 2
+  else
+    local_env
+  fi
+  manage pipeline_status "$@"
+}
+
+cmd_apikey() {
+  setup; local_env
+  manage create_api_key "${1:-local-client}" "${@:2}"
+}
+
+cmd_monitor() {
+  setup
+  if [ "${1:-}" = "--stack" ]; then
+    stack="${2:?usage: $0 monitor --stack STACK_NAME}"
+    region="$AWS_DEFAULT_REGION"
+    console="https://$region.console.aws.amazon.com"
+    echo "Dashboard:      $console/cloudwatch/home?region=$region#dashboards:name=$stack-operations"
+    echo "Alarms:         $console/cloudwatch/home?region=$region#alarmsV2:?search=$stack"
+    echo "Workflows:      $console/states/home?region=$region#/statemachines"
+    echo "Traces:         $console/cloudwatch/home?region=$region#xray:service-map"
+    echo "Logs:           $console/cloudwatch/home?region=$region#logsV2:log-groups\$3FlogGroupNamePrefix\$3D\$252Faws\$252Flambda\$252F$stack"
+    return
+  fi
+  local_env
+  echo "Portal dashboard: http://127.0.0.1:${PORT:-8000}/ops/ (staff login; admin at /admin/)"
+  echo "API docs:         http://127.0.0.1:${PORT:-8000}/api/docs/"
+  echo "Function logs:    .local/logs/functions/"
+  manage pipeline_status --minutes "${MINUTES:-60}"
+}
+
+cmd_clean() {
+  say "removing build artefacts"
+  rm -rf .aws-sam build staticfiles .pytest_cache .ruff_cache
+  find . -name __pycache__ -type d -not -path "./.venv*" -not -path "./node_modules/*" -prune \
+    -exec rm -rf {} +
+  if [ -d .local ]; then
+    answer="n"
+    if [ "${1:-}" = "--yes" ]; then answer="y"; else
+      read -r -p "Also delete the local data in .local/ (tables, workflows, admin user)? [y/N] " answer || true
+    fi
+    case "$answer" in
+      y|Y|yes) rm -rf .local; say "local data deleted" ;;
+      *) say "local data kept (.local/)" ;;
+    esac
+  fi
+}
+
+cmd_deploy() {
+  setup
+  stack="${STACK_NAME:-ServerlessOrderProcessing}"
+  stage="${STAGE:-prod}"
+  # Refuse before building anything when there is no AWS account to deploy to.
+  if ! "$VENV/bin/python" - <<'PY'
+import sys
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+try:
+    identity = boto3.client("sts").get_caller_identity()
+except (BotoCoreError, ClientError) as exc:
+    sys.exit(f"error: no usable AWS credentials ({exc}).\n"
+             "Configure them (aws configure, or AWS_PROFILE / AWS_ACCESS_KEY_ID ...) and retry;"
+             " nothing was changed.")
+print(f"deploying as {identity['Arn']}")
+PY
+  then exit 1; fi
+  check_template
+  say "sam deploy (stack $stack)"
+  "$SAM_VENV/bin/sam" deploy --stack-name "$stack" --resolve-s3 --capabilities CAPABILITY_IAM \
+    --no-confirm-changeset --no-fail-on-empty-changeset \
+    --parameter-overrides "PortalFunctionName=order-portal-$stage"
+  say "wiring the portal's stage '$stage' to the stack's outputs"
+  "$VENV/bin/python" scripts/portal_stack_env.py "$stage" --stack "$stack" --write
+  say "building the portal package (python3.12)"
+  scripts/build_portal_package.sh "$stage" "build/portal-$stage.zip"
+  zappa="$ROOT/.venv-zappa/bin/zappa"
+  if "$zappa" status "$stage" >/dev/null 2>&1; then
+    say "zappa update $stage"
+    "$zappa" update "$stage" --zip "build/portal-$stage.zip"
+  else
+    say "zappa deploy $stage"
+    "$zappa" deploy "$stage" --zip "build/portal-$stage.zip"
+  fi
+  "$zappa" manage "$stage" migrate
+  say "done: ./scripts/deploy.sh monitor --stack $stack"
+}
+
 cmd="${1:-help}"; shift || true
 case "$cmd" in
   setup) setup ;;
+  local) setup; exec "$VENV/bin/python" scripts/local_system.py "$@" ;;
+  runtime) setup; exec "$VENV/bin/python" -m pipeline.local "$@" ;;
+  status) cmd_status "$@" ;;
   test) run_tests "$@" ;;
   validate) setup; check_template ;;
-  runtime) setup; exec "$VENV/bin/python" -m pipeline.local "$@" ;;
+  populate) setup; local_env; manage populate_inventory "$@" ;;
+  apikey) cmd_apikey "$@" ;;
+  monitor) cmd_monitor "$@" ;;
+  clean) cmd_clean "$@" ;;
+  deploy) cmd_deploy "$@" ;;
   help|-h|--help)
-    sed -n '2,3p' "$0"
-    echo "usage: $0 {setup|runtime|test|validate}"
+    cat <<USAGE
+usage: $0 COMMAND [options]
+
+  local       set up and run the whole system here (pipeline + portal on :\${PORT:-8000})
+  status      endpoints, table counts, queue and DLQ depths, alarms, metrics
+              (--stack NAME: a deployed stack)
+  test        the whole test suite (lint, template checks, pytest); pytest options pass through
+  populate    sample inventory (idempotent; --reset puts stock back)
+  apikey      create an API key: $0 apikey [CLIENT_NAME] [--plan NAME] [--expires ISO]
+  monitor     dashboard and alarm links (--stack NAME for AWS console links)
+  clean       remove build artefacts; asks before deleting local data (--yes: don't ask)
+  deploy      sam build + sam deploy, then zappa deploy/update (needs AWS credentials)
+  setup       only create .venv and install dependencies
+  runtime     only the local pipeline runtime (python -m pipeline.local)
+  validate    cfn-lint, sam validate --lint, sam build
+USAGE
     ;;
   *) die "unknown command '$cmd' (try: $0 help)" ;;
 esac

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -48,12 +49,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("stage", help="the zappa_settings.json stage, e.g. dev or prod")
     parser.add_argument("--stack", required=True, help="the SAM stack's name")
     parser.add_argument("--write", action="store_true", help="save into zappa_settings.json")
+    parser.add_argument(
+        "--shell", action="store_true", help="print `export NAME=value` lines for a shell"
+    )
     args = parser.parse_args(argv)
 
     from pipeline import aws
 
     stacks = aws.client("cloudformation").describe_stacks(StackName=args.stack)["Stacks"]
     env = stack_env(stacks[0].get("Outputs", []))
+    if args.shell:
+        print("\n".join(f"export {name}={shlex.quote(value)}" for name, value in env.items()))
+        return 0
     print(json.dumps(env, indent=2))
     if args.write:
         write_stage_env(ROOT / "zappa_settings.json", args.stage, env)

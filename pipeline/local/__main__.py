@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from pipeline.local.cfn import TemplateError
-from pipeline.local.emulators import EmulatorError
+from pipeline.local.emulators import REPO_ROOT, EmulatorError
 from pipeline.local.runtime import (
     DEFAULT_DATA_DIR,
     DEFAULT_ENV_FILE,
@@ -17,6 +17,8 @@ from pipeline.local.runtime import (
     LocalRuntime,
     RuntimeOptions,
 )
+
+DEFAULT_TEMPLATE = REPO_ROOT / "template.yaml"
 
 
 def _pairs(values: list[str], flag: str) -> dict[str, str]:
@@ -34,6 +36,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline.local",
         description="Run the order pipeline of template.yaml locally (no AWS account needed).",
+    )
+    parser.add_argument(
+        "--template",
+        type=Path,
+        default=DEFAULT_TEMPLATE,
+        help=f"the SAM template to run (default {DEFAULT_TEMPLATE})",
     )
     parser.add_argument(
         "--data-dir",
@@ -99,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     options = RuntimeOptions(
+        template=args.template,
         data_dir=None if args.in_memory else args.data_dir,
         fresh=args.fresh,
         env_file=args.env_file,

@@ -7,6 +7,7 @@ local effect (IAM, encryption, tracing, ...). Anything else stops start-up with 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,6 +137,9 @@ class Provisioner:
             allowed = spec.get("AllowedValues")
             if allowed and str(value) not in [str(a) for a in allowed]:
                 raise TemplateError(f"parameter {name}={value} is not one of {allowed}")
+            pattern = spec.get("AllowedPattern")
+            if pattern and not re.fullmatch(pattern, str(value)):
+                raise TemplateError(f"parameter {name}={value} does not match {pattern}")
             values[name] = value
         return values
 

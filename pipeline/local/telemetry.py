@@ -236,8 +236,7 @@ class AlarmEvaluator(threading.Thread):
         for page in paginator.paginate(AlarmTypes=["MetricAlarm"]):
             for alarm in page["MetricAlarms"]:
                 state, reason = self._state_of(alarm)
-                unchecked = str(alarm.get("StateReason", "")).startswith("Unchecked")
-                if state != alarm.get("StateValue") or unchecked:
+                if (state, reason) != (alarm.get("StateValue"), alarm.get("StateReason")):
                     self._cloudwatch.set_alarm_state(
                         AlarmName=alarm["AlarmName"], StateValue=state, StateReason=reason
                     )

@@ -17,6 +17,7 @@ if PIPELINE_ENV_FILE.exists():
     load_dotenv(PIPELINE_ENV_FILE, override=False)
 
 DEBUG = True
+LOGGING["handlers"]["console"]["formatter"] = env_str("DJANGO_LOG_FORMAT", "plain")  # noqa: F405
 # Only for this machine: production refuses to start without its own DJANGO_SECRET_KEY.
 SECRET_KEY = env_str("DJANGO_SECRET_KEY", "django-insecure-local-only-not-for-production")
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])

@@ -9,8 +9,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from pipeline import wiring
+from pipeline import aws, wiring
 from pipeline.config import PipelineSettings
+from pipeline.observability import alarm_states, metrics_summary
 
 
 def _table_count(store: Any, table: str, exact: bool) -> dict[str, Any]:
@@ -39,6 +40,9 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print one JSON document")
         parser.add_argument(
             "--exact", action="store_true", help="count items with a scan instead of the estimate"
+        )
+        parser.add_argument(
+            "--minutes", type=int, default=60, help="the window the metrics cover (default 60)"
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -79,6 +83,11 @@ class Command(BaseCommand):
             "orders": attempt(lambda: wiring.orders_queue(settings).depth()),
             "dead_letter": attempt(lambda: wiring.dead_letter_queue(settings).depth()),
         }
+        minutes = options["minutes"]
+        report["alarms"] = attempt(lambda: alarm_states(aws.client("cloudwatch")))
+        report["metrics"] = attempt(
+            lambda: metrics_summary(aws.client("cloudwatch"), minutes=minutes)
+        )
         if options["json"]:
             self.stdout.write(json.dumps(report, indent=2))
             return
@@ -116,3 +125,21 @@ class Command(BaseCommand):
             if name == "dead_letter" and depth["visible"]:
                 line = self.style.WARNING(line + "  <- replay or inspect these")
             out(line)
+        out(self.style.MIGRATE_HEADING("Alarms"))
+        alarms = report["alarms"]
+        if isinstance(alarms, dict):
+            out(self.style.ERROR(f"  {alarms['error']}"))
+        else:
+            for alarm in alarms:
+                style = self.style.ERROR if alarm["state"] == "ALARM" else (lambda text: text)
+                out(style(f"  {alarm['state']:<17} {alarm['name']}: {alarm['reason']}"))
+        metrics = report["metrics"]
+        out(self.style.MIGRATE_HEADING(f"Metrics (last {metrics.get('minutes', '?')} minutes)"))
+        if "error" in metrics:
+            out(self.style.ERROR(f"  {metrics['error']}"))
+            return
+        for name, value in metrics["counts"].items():
+            out(f"  {name}: {value:g}")
+        for name, ratio in metrics["ratios"].items():
+            shown = "no data" if ratio is None else f"{ratio:.1%}"
+            out(f"  {name.replace('_', ' ')} rate: {shown}")
