@@ -105,6 +105,9 @@ def _announce(runtime: LocalRuntime, options: RuntimeOptions) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Start, print what clients need, wait for SIGINT/SIGTERM, stop everything."""
     args = parse_args(argv)
+    if not args.template.is_file():
+        print(f"error: no template at {args.template}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     options = RuntimeOptions(
         template=args.template,
