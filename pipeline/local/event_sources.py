@@ -81,15 +81,56 @@ class Checkpoints:
 
 
 class _Poller(threading.Thread):
-    def __init__(self, name: str, stop: threading.Event):
+    """A mapping's polling thread: poll until stopped, pausing when idle or after an error."""
+
+    idle_pause = 0.2
+    error_pause = 1.0
+
+    def __init__(
+        self,
+        name: str,
+        spec: MappingSpec,
+        *,
+        sqs: Any,
+        invoke: Invoke,
+        region: str,
+        stop: threading.Event,
+        time_scale: float,
+    ):
         super().__init__(name=name, daemon=True)
+        self.spec = spec
+        self._sqs = sqs
+        self._invoke = invoke
+        self._region = region
         self._stop_event = stop
+        self._time_scale = time_scale
 
     def stopping(self) -> bool:
         return self._stop_event.is_set()
 
     def pause(self, seconds: float) -> None:
         self._stop_event.wait(seconds)
+
+    def poll_once(self) -> bool:
+        """Fetch and deliver one batch; say whether there was anything to deliver."""
+        raise NotImplementedError
+
+    def run(self) -> None:
+        while not self.stopping():
+            try:
+                busy = self.poll_once()
+            except ClientError as exc:
+                log.warning("%s: %s", self.name, exc)
+                self.pause(self.error_pause)
+                continue
+            except Exception:
+                # A poller must outlive any one failure, as Lambda's pollers do; the records
+                # stay where they were and are read again.
+                log.exception("%s: poller error", self.name)
+                self.pause(self.error_pause)
+                continue
+            if not busy:
+                self.pause(self.idle_pause)
 
 
 class StreamPoller(_Poller):
@@ -108,32 +149,22 @@ class StreamPoller(_Poller):
         time_scale: float = 1.0,
         queue_url_of: Callable[[str], str],
     ):
-        super().__init__(f"stream:{spec.logical_id}", stop)
-        self.spec = spec
+        super().__init__(
+            f"stream:{spec.logical_id}",
+            spec,
+            sqs=sqs,
+            invoke=invoke,
+            region=region,
+            stop=stop,
+            time_scale=time_scale,
+        )
         self._streams = streams
-        self._sqs = sqs
-        self._invoke = invoke
-        self._region = region
         self._checkpoints = checkpoints
-        self._time_scale = time_scale
         self._queue_url_of = queue_url_of
         self._iterators: dict[str, str | None] = {}
         self._last_seen: dict[str, str] = {}
         self._mapping_started = time.time() - 1  # creation times have second precision
         self.batches_invoked = 0
-
-    def run(self) -> None:
-        while not self.stopping():
-            try:
-                busy = self._poll_once()
-            except ClientError as exc:
-                log.warning("%s: %s", self.name, exc)
-                busy = False
-            except Exception:
-                log.exception("%s: poller error", self.name)
-                busy = False
-            if not busy:
-                self.pause(0.2)
 
     def _shards(self) -> list[dict[str, Any]]:
         description = self._streams.describe_stream(StreamArn=self.spec.source_arn)
@@ -158,7 +189,8 @@ class StreamPoller(_Poller):
         self._iterators[shard_id] = response.get("ShardIterator")
         return self._iterators[shard_id]
 
-    def _poll_once(self) -> bool:
+    def poll_once(self) -> bool:
+        """Read up to a batch from each shard and deliver it."""
         busy = False
         for shard in self._shards():
             shard_id = shard["ShardId"]
@@ -337,27 +369,25 @@ class QueuePoller(_Poller):
         visibility_timeout: int = 30,
         index: int = 0,
     ):
-        super().__init__(f"queue:{spec.logical_id}:{index}", stop)
-        self.spec = spec
-        self._sqs = sqs
+        super().__init__(
+            f"queue:{spec.logical_id}:{index}",
+            spec,
+            sqs=sqs,
+            invoke=invoke,
+            region=region,
+            stop=stop,
+            time_scale=time_scale,
+        )
         self._queue_url = queue_url
-        self._invoke = invoke
-        self._region = region
-        self._time_scale = time_scale
         self._visibility = visibility_timeout
+        self.idle_pause = 0.0  # receive_message long-polls for a second already
 
-    def run(self) -> None:
-        while not self.stopping():
-            try:
-                messages = self._receive_batch()
-                if messages:
-                    self._deliver(messages)
-            except ClientError as exc:
-                log.warning("%s: %s", self.name, exc)
-                self.pause(1.0)
-            except Exception:
-                log.exception("%s: poller error", self.name)
-                self.pause(1.0)
+    def poll_once(self) -> bool:
+        """Receive up to a batch and deliver it."""
+        messages = self._receive_batch()
+        if messages:
+            self._deliver(messages)
+        return bool(messages)
 
     def _receive_batch(self) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []
