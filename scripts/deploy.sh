@@ -16,18 +16,21 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # Python 3.12 is Lambda's runtime here; 3.11 works too.
 pick_python() {
-  for candidate in python3.12 "$HOME/.pyenv/versions/3.12.1/bin/python3.12" python3.11 python3; do
-    if command -v "$candidate" >/dev/null 2>&1 &&
-       "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
-      command -v "$candidate"; return
+  for candidate in python3.12 "$HOME"/.pyenv/versions/3.12*/bin/python3.12 python3.11 python3; do
+    if "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1; then
+      "$candidate" -c 'import sys; print(sys.executable)'; return
     fi
   done
   die "Python 3.11 or 3.12 is required"
 }
 
+# The real python3.12 executable: a pyenv shim may be on PATH without 3.12 selected, so each
+# candidate must run.
 python312() {
-  for candidate in python3.12 "$HOME/.pyenv/versions/3.12.1/bin/python3.12"; do
-    command -v "$candidate" >/dev/null 2>&1 && { command -v "$candidate"; return; }
+  for candidate in python3.12 "$HOME"/.pyenv/versions/3.12*/bin/python3.12; do
+    if "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' >/dev/null 2>&1; then
+      "$candidate" -c 'import sys; print(sys.executable)'; return
+    fi
   done
   return 1
 }
