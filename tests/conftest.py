@@ -14,18 +14,10 @@ import pytest
 
 from pipeline import aws
 from pipeline.adapters.dynamodb import DynamoStore
-from pipeline.local.cfn import load_template, sam_to_cloudformation
-from pipeline.local.emulators import (
-    LOCAL_ACCOUNT_ID,
-    LOCAL_CREDENTIALS,
-    LOCAL_REGION,
-    REPO_ROOT,
-    dynamodb_local,
-    free_port,
-)
+from pipeline.local.emulators import REPO_ROOT
 from pipeline.local.envfile import read_env_file
-from pipeline.local.provisioner import Provisioner
 from pipeline.local.runtime import DEFAULT_PORTS
+from pipeline.local.tables import start_tables
 
 RUNTIME_TIME_SCALE = 0.02
 
@@ -52,44 +44,11 @@ def _use_env(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
 
 
 @pytest.fixture(scope="session")
-def dynamodb_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def dynamodb_endpoint() -> Iterator[dict[str, str]]:
     """DynamoDB Local (in memory) with the Orders and Inventory tables of template.yaml."""
-    emulator = dynamodb_local(free_port(), None)
-    emulator.start()
+    emulator, env = start_tables("tests")
     try:
-        import boto3
-
-        client = boto3.client(
-            "dynamodb",
-            endpoint_url=emulator.url,
-            region_name=LOCAL_REGION,
-            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        )
-        cfn, code_dirs = sam_to_cloudformation(
-            load_template(REPO_ROOT / "template.yaml"),
-            root=REPO_ROOT,
-            region=LOCAL_REGION,
-            account_id=LOCAL_ACCOUNT_ID,
-            stack_name="tests",
-        )
-        result = Provisioner(
-            cfn,
-            code_dirs,
-            stack_name="tests",
-            region=LOCAL_REGION,
-            account_id=LOCAL_ACCOUNT_ID,
-            parameters={},
-            clients={"dynamodb": client},
-        ).provision(only_types={"AWS::DynamoDB::Table"})
-        yield {
-            "AWS_REGION": LOCAL_REGION,
-            "AWS_DEFAULT_REGION": LOCAL_REGION,
-            **LOCAL_CREDENTIALS,
-            "AWS_ENDPOINT_URL_DYNAMODB": emulator.url,
-            "ORDERS_TABLE_NAME": result.physical["OrdersTable"].ref,
-            "INVENTORY_TABLE_NAME": result.physical["InventoryTable"].ref,
-        }
+        yield env
     finally:
         emulator.stop()
 
