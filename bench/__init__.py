@@ -1,0 +1,1 @@
+"""Benchmarks that print figures: the API under gunicorn, the pipeline end to end."""

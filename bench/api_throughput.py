@@ -1,0 +1,163 @@
+"""Benchmark: the order API under gunicorn (4 sync workers) on DynamoDB Local and Redis.
+
+    .venv/bin/python -m bench.api_throughput [--seconds 15] [--rounds 3]
+
+Prints requests/s and latency for: an order status read (key check, limiter, one GetItem), an
+order submission (key check, limiter, validation, one conditional PutItem), a refused request
+(no key), and, for reference, raw PutItem from one process. Everything runs on 127.0.0.1 and
+shares the machine's cores with the load generator, as DESIGN.md's baselines did. Needs Redis
+on 127.0.0.1:6379 (db 13 is flushed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import boto3
+
+from bench.loadgen import LoadResult, run_load
+from pipeline.local.emulators import REPO_ROOT, free_port, port_open
+from pipeline.local.tables import start_tables
+
+
+def _portal_env(tables_env: dict[str, str], workdir: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        **tables_env,
+        "DJANGO_SETTINGS_MODULE": "portal.settings.production",
+        "DJANGO_SECRET_KEY": uuid.uuid4().hex * 2,
+        "DATABASE_URL": f"sqlite:///{workdir / 'bench.sqlite3'}",
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        "DJANGO_SECURE_SSL_REDIRECT": "false",
+        "DJANGO_LOG_LEVEL": "WARNING",
+        "REDIS_URL": "redis://127.0.0.1:6379/13",
+        # The limiter still runs for every request; its limits are out of the way.
+        "DEFAULT_PLAN_RATE_LIMIT": "1000000",
+        "DEFAULT_PLAN_BURST_LIMIT": "1000000",
+        "DEFAULT_PLAN_DAILY_QUOTA": "0",
+        "ORDERS_API_METRICS_ENABLED": "false",
+    }
+
+
+def _manage(env: dict[str, str], *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return result.stdout
+
+
+def _raw_put_rate(tables_env: dict[str, str], seconds: float) -> float:
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=tables_env["AWS_ENDPOINT_URL_DYNAMODB"],
+        region_name=tables_env["AWS_REGION"],
+        aws_access_key_id=tables_env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=tables_env["AWS_SECRET_ACCESS_KEY"],
+    )
+    table = tables_env["ORDERS_TABLE_NAME"]
+    until = time.monotonic() + seconds
+
+    def worker(_: int) -> int:
+        done = 0
+        while time.monotonic() < until:
+            client.put_item(
+                TableName=table,
+                Item={
+                    "OrderId": {"S": str(uuid.uuid4())},
+                    "Status": {"S": "BENCH"},
+                    "OrderDate": {"S": "2026-01-01T00:00:00Z"},
+                    "CustomerName": {"S": "bench"},
+                },
+            )
+            done += 1
+        return done
+
+    with ThreadPoolExecutor(16) as pool:
+        total = sum(pool.map(worker, range(16)))
+    return total / seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start DynamoDB Local and the portal, run each scenario, print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--rounds", type=int, default=3, help="the median of this many runs")
+    parser.add_argument("--workers", type=int, default=4)
+    args = parser.parse_args(argv)
+
+    import redis
+
+    redis.Redis.from_url("redis://127.0.0.1:6379/13").flushdb()
+    emulator, tables_env = start_tables("bench")
+    portal = None
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            env = _portal_env(tables_env, Path(tmp))
+            _manage(env, "migrate", "--noinput")
+            key = _manage(env, "create_api_key", "bench").strip().splitlines()[-1]
+            port = free_port()
+            portal = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "portal.wsgi:application", "--bind",
+                 f"127.0.0.1:{port}", "--workers", str(args.workers), "--worker-class", "sync",
+                 "--log-level", "warning"],
+                cwd=REPO_ROOT, env=env,
+            )  # fmt: skip
+            deadline = time.monotonic() + 30
+            while not port_open(port):
+                if portal.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("gunicorn did not start")
+                time.sleep(0.1)
+
+            def read(worker: int, i: int) -> tuple[str, str, bytes | None, dict[str, str]]:
+                return "GET", f"/orders/{uuid.uuid4()}", None, {"x-api-key": key}
+
+            def submit(worker: int, i: int) -> tuple[str, str, bytes | None, dict[str, str]]:
+                body = {"CustomerName": f"bench {worker}", "Items": ["laptop", "mouse"]}
+                return "POST", "/submitorder", json.dumps(body).encode(), {
+                    "x-api-key": key, "Content-Type": "application/json"}  # fmt: skip
+
+            def refused(worker: int, i: int) -> tuple[str, str, bytes | None, dict[str, str]]:
+                body = b'{"CustomerName": "x", "Items": ["laptop"]}'
+                return "POST", "/submitorder", body, {"Content-Type": "application/json"}
+
+            print(
+                f"gunicorn {args.workers} sync workers, 2 client processes x 8 threads, "
+                f"{args.seconds:g} s per run, median of {args.rounds}\n"
+            )
+            for label, make in (
+                ("GET /orders/<id> (404)   ", read),
+                ("POST /submitorder (200)  ", submit),
+                ("POST without a key (403) ", refused),
+            ):
+                runs: list[LoadResult] = []
+                for _ in range(args.rounds):
+                    runs.append(run_load(port, make, seconds=args.seconds))
+                runs.sort(key=lambda r: r.requests)
+                print(runs[len(runs) // 2].line(label), flush=True)
+            rates = [_raw_put_rate(tables_env, args.seconds) for _ in range(args.rounds)]
+            print(f"raw PutItem, 16 threads     : {statistics.median(rates):8.1f} req/s")
+    finally:
+        if portal is not None:
+            portal.terminate()
+            portal.wait(timeout=30)
+        emulator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
