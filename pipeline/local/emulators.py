@@ -28,6 +28,19 @@ class EmulatorError(RuntimeError):
     """An emulator could not be found or did not start; the message says what to do."""
 
 
+class JavaMissing(EmulatorError):
+    """No Java to run DynamoDB Local with."""
+
+
+def find_java() -> str | None:
+    """The java executable: $JAVA_HOME/bin/java when JAVA_HOME is set, else the one on PATH."""
+    home = os.environ.get("JAVA_HOME")
+    if home:
+        candidate = Path(home) / "bin" / "java"
+        return str(candidate) if os.access(candidate, os.X_OK) else None
+    return shutil.which("java")
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
@@ -122,9 +135,9 @@ def dynamodb_local(port: int, data_dir: Path | None, log_path: Path | None = Non
 
     It serialises conditional writes, which the concurrency guarantees rely on.
     """
-    java = shutil.which("java")
+    java = find_java()
     if java is None:
-        raise EmulatorError("java is not on PATH: DynamoDB Local needs Java 17 or newer")
+        raise JavaMissing("no Java found (JAVA_HOME or PATH): DynamoDB Local needs Java 17+")
     jar = dynamodb_local_jar()
     command = [
         java,

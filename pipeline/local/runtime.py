@@ -32,7 +32,7 @@ from pipeline.local.emulators import (
     LOCAL_REGION,
     REPO_ROOT,
     Emulator,
-    EmulatorError,
+    JavaMissing,
     dynamodb_local,
     free_port,
     moto_dynamodb_fallback_warning,
@@ -124,9 +124,7 @@ class LocalRuntime:
             ddb.start()
             self._emulators.append(ddb)
             dynamodb_url = ddb.url
-        except EmulatorError as exc:
-            if "java is not on PATH" not in str(exc):
-                raise
+        except JavaMissing:
             warning = moto_dynamodb_fallback_warning()
             self.warnings.append(warning)
             self._say("!" * 78 + "\n" + warning + "\n" + "!" * 78)
