@@ -113,6 +113,8 @@ def import_check(zip_path: Path, python: str, sdk_from: Path | None) -> str | No
             "DJANGO_SECRET_KEY": "check-only-" + "x" * 50,
             "DATABASE_URL": "postgres://nobody@127.0.0.1:9/none",
             "AWS_DEFAULT_REGION": "us-east-1",
+            # As in Lambda: the settings then load the X-Ray middleware and its SDK patches.
+            "AWS_LAMBDA_FUNCTION_NAME": "order-portal-check",
         }
         # -I: nothing from the user's site-packages, only the zip and the runtime's SDK.
         result = subprocess.run(

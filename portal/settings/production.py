@@ -48,13 +48,14 @@ STORAGES = {
 
 # X-Ray: under Zappa the function traces (xray_tracing in zappa_settings.json); the middleware
 # adds a subsegment per request and the SDK patch one per DynamoDB, SQS or Step Functions call,
-# so a trace runs from the API to the pipeline's functions.
-INSTALLED_APPS = [*INSTALLED_APPS, "aws_xray_sdk.ext.django"]  # noqa: F405
-MIDDLEWARE = ["aws_xray_sdk.ext.django.middleware.XRayMiddleware", *MIDDLEWARE]  # noqa: F405
-XRAY_RECORDER = {
-    "AWS_XRAY_TRACING_NAME": "order-portal",
-    "AUTO_INSTRUMENT": False,  # Django's DB and template instrumentation: noise here
-    "PATCH_MODULES": ["boto3"],
-    # Outside Lambda (check --deploy, collectstatic) there is no segment: log, don't fail.
-    "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
-}
+# so a trace runs from the API to the pipeline's functions. Only in Lambda: elsewhere there is
+# no daemon and no segment, and the SDK would only log its absence on every request.
+if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+    INSTALLED_APPS = [*INSTALLED_APPS, "aws_xray_sdk.ext.django"]  # noqa: F405
+    MIDDLEWARE = ["aws_xray_sdk.ext.django.middleware.XRayMiddleware", *MIDDLEWARE]  # noqa: F405
+    XRAY_RECORDER = {
+        "AWS_XRAY_TRACING_NAME": "order-portal",
+        "AUTO_INSTRUMENT": False,  # Django's DB and template instrumentation: noise here
+        "PATCH_MODULES": ["boto3"],
+        "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+    }
