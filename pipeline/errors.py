@@ -113,3 +113,38 @@ class CarrierUnavailable(PipelineError):
 
 class AddressRejected(PipelineError):
     """The carrier cannot deliver to the address; a person must fix it."""
+
+
+# -- Staff operations (the portal's inventory and DLQ pages) ------------------------------------
+
+
+class InvalidInventoryItem(PipelineError, ValueError):
+    """An inventory row that breaks the rules; `errors` maps field names to messages."""
+
+    def __init__(self, errors: Mapping[str, object]):
+        self.errors = dict(errors)
+        super().__init__("; ".join(f"{field}: {msg}" for field, msg in self.errors.items()))
+
+
+class InventoryItemExists(PipelineError):
+    """A create found an item with the same name; nothing was overwritten."""
+
+    def __init__(self, item_name: str):
+        self.item_name = item_name
+        super().__init__(f"inventory item '{item_name}' already exists")
+
+
+class InventoryItemNotFound(PipelineError, LookupError):
+    """No inventory item with this name."""
+
+    def __init__(self, item_name: str):
+        self.item_name = item_name
+        super().__init__(f"inventory item '{item_name}' does not exist")
+
+
+class MessageNotFound(PipelineError, LookupError):
+    """No message with this id is visible in the queue (gone, or being handled elsewhere)."""
+
+    def __init__(self, message_id: str):
+        self.message_id = message_id
+        super().__init__(f"message {message_id} is not in the queue (or is in flight)")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from pipeline.adapters.dynamodb import DynamoStore
+from pipeline.adapters.dynamodb import DynamoStore, InventoryItem
 from pipeline.adapters.sqs import OrderQueue, QueueMessage
 from pipeline.adapters.stepfunctions import FulfilmentWorkflow, StartResult
 from pipeline.domain import (
@@ -19,13 +22,18 @@ from pipeline.domain import (
     parse_items,
     utc_now,
     validate_customer_name,
+    validate_item_name,
     validate_payment_token,
     validate_shipping_address,
 )
 from pipeline.errors import (
     InsufficientStock,
+    InvalidInventoryItem,
     InvalidOrder,
     InvalidTransition,
+    InventoryItemExists,
+    InventoryItemNotFound,
+    MessageNotFound,
     Shortage,
     describe_shortages,
 )
@@ -423,27 +431,58 @@ def dlq_replay(
     limit: int | None = None,
     accept: Callable[[QueueMessage], bool] | None = None,
     progress: Callable[[int, QueueMessage], None] | None = None,
+    report: Callable[[ReplayResult], None] | None = None,
+    visibility: int = 60,
 ) -> ReplayResult:
     """Move messages from the DLQ back to the Orders queue: send first, delete after, so a
     crash in between duplicates a message (harmless: one workflow per order) but never loses it.
+
+    `progress` hears of each message moved; `report` gets the running totals after every
+    message looked at. Messages received but not moved (skipped, failed to send, or past
+    `limit`) are made visible again at the end, so a partial replay hides nothing for long.
     """
     moved = failed = skipped = 0
-    for message in dlq.drain():
-        if limit is not None and moved >= limit:
+    held: list[QueueMessage] = []
+    seen: set[str] = set()
+    looped = False
+    while not looped and (limit is None or moved < limit):
+        # Every message received stays hidden for `visibility` seconds, so the loop ends when
+        # each one has been looked at once, even those that stay behind.
+        batch = dlq.receive(max_messages=10, wait_seconds=0, visibility=visibility)
+        if not batch:
             break
-        if accept is not None and not accept(message):
-            skipped += 1
-            continue
-        try:
-            target.send_raw(message.body)
-        except Exception:
-            # The message stays in the DLQ and shows again after its visibility timeout.
-            failed += 1
-            continue
-        dlq.delete(message)
-        moved += 1
-        if progress:
-            progress(moved, message)
+        for message in batch:
+            if message.message_id in seen:
+                # A message left behind is visible again (the run outlasted its visibility
+                # timeout): every message has been looked at, so stop rather than go round.
+                looped = True
+                held.append(message)
+                continue
+            seen.add(message.message_id)
+            if limit is not None and moved >= limit:
+                held.append(message)
+                continue
+            if accept is not None and not accept(message):
+                skipped += 1
+                held.append(message)
+            else:
+                try:
+                    target.send_raw(message.body)
+                except Exception:
+                    # The message stays in the DLQ, visible again once the loop is over.
+                    failed += 1
+                    held.append(message)
+                else:
+                    dlq.delete(message)
+                    moved += 1
+                    if progress:
+                        progress(moved, message)
+            if report:
+                report(ReplayResult(moved, failed, skipped))
+    if held:
+        # Best effort: a message SQS does not release shows again after `visibility` anyway.
+        with contextlib.suppress(Exception):
+            dlq.release(held)
     return ReplayResult(moved, failed, skipped)
 
 
@@ -467,3 +506,255 @@ def fulfilment_requeue_stranded(
         if not page.cursor:
             return requeued
         cursor = page.cursor
+
+
+# == Operations portal: staff actions on inventory and the dead-letter queue ======================
+# Added for the portal's /ops/ pages (inventory, DLQ); the order actions above serve them too.
+
+MAX_STOCK = 1_000_000_000
+MAX_PRICE = Decimal("1000000000")
+MAX_DESCRIPTION = 500
+
+
+def _checked_stock(raw: object, *, allow_negative: bool = False) -> int:
+    # bool is an int in Python; a form's True must not mean one unit.
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        raise ValueError("must be a whole number")
+    if not allow_negative and raw < 0:
+        raise ValueError("must be 0 or more")
+    if abs(raw) > MAX_STOCK:
+        raise ValueError(f"must be at most {MAX_STOCK:,} in size")
+    return raw
+
+
+def _checked_price(raw: object) -> Decimal:
+    # Floats are refused: 0.1 + 0.2 is not 0.3, and DynamoDB refuses them too.
+    if isinstance(raw, bool) or not isinstance(raw, Decimal | int | str):
+        raise ValueError("must be a decimal number such as 19.99")
+    try:
+        value = Decimal(str(raw).strip())
+    except ArithmeticError:
+        raise ValueError("must be a decimal number such as 19.99") from None
+    if not value.is_finite():
+        raise ValueError("must be a decimal number such as 19.99")
+    if value < 0:
+        raise ValueError("must be 0 or more")
+    if value > MAX_PRICE:
+        raise ValueError(f"must be at most {MAX_PRICE:,}")
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -2 and value != value.quantize(Decimal("0.01")):
+        raise ValueError("must have at most 2 decimal places")
+    return value.quantize(Decimal("0.01"))
+
+
+def _checked_description(raw: object) -> str:
+    if raw is None:
+        return ""
+    if not isinstance(raw, str):
+        raise ValueError("must be text")
+    cleaned = raw.strip()
+    if len(cleaned) > MAX_DESCRIPTION:
+        raise ValueError(f"must be at most {MAX_DESCRIPTION} characters")
+    if any(unicodedata.category(ch) == "Cc" and ch not in "\n\r\t" for ch in cleaned):
+        raise ValueError("must not contain control characters")
+    return cleaned
+
+
+def _validated(checks: Mapping[str, tuple[Callable[[Any], Any], object]]) -> dict[str, Any]:
+    """Run each field's check; InvalidInventoryItem naming every field that fails."""
+    values: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for field, (check, raw) in checks.items():
+        try:
+            values[field] = check(raw)
+        except ValueError as exc:
+            errors[field] = str(exc)
+    if errors:
+        raise InvalidInventoryItem(errors)
+    return values
+
+
+def inventory_create(
+    *,
+    store: DynamoStore,
+    item_name: object,
+    stock: object,
+    price: object,
+    description: object = "",
+) -> InventoryItem:
+    """Add an item to the Inventory table; never overwrite one (InventoryItemExists).
+
+    Raises InvalidInventoryItem naming every bad field: the name as orders may use it,
+    stock a whole number >= 0, price a decimal >= 0 with at most 2 places.
+    """
+    values = _validated(
+        {
+            "ItemName": (validate_item_name, item_name),
+            "Stock": (_checked_stock, stock),
+            "Price": (_checked_price, price),
+            "Description": (_checked_description, description),
+        }
+    )
+    item = InventoryItem(
+        values["ItemName"], values["Stock"], values["Price"], values["Description"]
+    )
+    if not store.inventory_put_if_absent(item):
+        raise InventoryItemExists(item.item_name)
+    return item
+
+
+def inventory_adjust_stock(*, store: DynamoStore, item_name: str, delta: object) -> InventoryItem:
+    """Add `delta` (may be negative) to an item's stock in one atomic update, so reservations
+    running at the same time are never overwritten; return the row as written.
+
+    Raises InvalidInventoryItem (delta not a non-zero whole number), InventoryItemNotFound, or
+    InsufficientStock when the stock would go below zero (nothing changes then).
+    """
+    value = _validated({"Delta": (lambda raw: _checked_stock(raw, allow_negative=True), delta)})[
+        "Delta"
+    ]
+    if value == 0:
+        raise InvalidInventoryItem({"Delta": "must not be 0"})
+    try:
+        return store.inventory_adjust(item_name, value)
+    except InsufficientStock as exc:
+        if exc.shortages and exc.shortages[0].unknown:
+            raise InventoryItemNotFound(item_name) from exc
+        raise
+
+
+def inventory_update_details(
+    *, store: DynamoStore, item_name: str, price: object, description: object
+) -> InventoryItem:
+    """Change an item's price and description without touching its stock."""
+    values = _validated(
+        {"Price": (_checked_price, price), "Description": (_checked_description, description)}
+    )
+    return store.inventory_update_details(
+        item_name, price=values["Price"], description=values["Description"]
+    )
+
+
+def inventory_remove(*, store: DynamoStore, item_name: str) -> InventoryItem:
+    """Delete an item; return it as it was. Orders that reserved it keep their reservation,
+    and stock they give back later recreates the row (release uses if_not_exists).
+    """
+    return store.inventory_delete_existing(item_name)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message seen in the DLQ, with the order it names and that order's current status."""
+
+    message_id: str
+    body: str
+    receive_count: int
+    sent_at: datetime | None
+    first_received_at: datetime | None
+    order_id: str | None = None
+    attempt: int | None = None
+    order_status: str | None = None  # None: no OrderId, no such order, or not looked up
+    lookup_error: str | None = None
+
+
+def _epoch_ms(raw: str | None) -> datetime | None:
+    if not raw:
+        return None
+    try:
+        return datetime.fromtimestamp(int(raw) / 1000, tz=UTC)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def dlq_peek(
+    *,
+    dlq: OrderQueue,
+    store: DynamoStore | None = None,
+    max_messages: int = 50,
+    visibility: int = 30,
+) -> list[DeadLetter]:
+    """Look at up to `max_messages` DLQ messages without removing them.
+
+    SQS has no real peek: each message is received (hidden for `visibility` seconds, so one
+    look sees each message once) and then made visible again at once. Its receive count goes
+    up by one; the DLQ has no redrive, so that changes nothing. With a `store`, each message's
+    order is looked up; a lookup failure is reported on the message, not raised.
+    """
+    received: list[QueueMessage] = []
+    seen: dict[str, QueueMessage] = {}
+    try:
+        while len(seen) < max_messages:
+            want = min(10, max_messages - len(seen))
+            batch = dlq.receive(max_messages=want, wait_seconds=0, visibility=visibility)
+            if not batch:
+                break
+            received.extend(batch)
+            if any(message.message_id in seen for message in batch):
+                break  # one came round again (a slow look): every message has been seen
+            for message in batch:
+                seen[message.message_id] = message
+    finally:
+        if received:
+            dlq.release(received)
+    letters = []
+    store_error: str | None = None
+    for message in seen.values():
+        order_id = attempt = status = error = None
+        # A body that is not a fulfilment request is shown as it is, without an order.
+        with contextlib.suppress(InvalidOrder):
+            order_id, attempt = parse_fulfilment_message(message.body)
+        if order_id is not None and store is not None:
+            if store_error is None:
+                try:
+                    order = store.order_find(order_id, consistent=False)
+                    status = str(order.status) if order else None
+                    error = None if order else "no such order"
+                except Exception as exc:  # the page still lists the messages
+                    store_error = f"{type(exc).__name__}: {exc}"
+            error = store_error or error
+        letters.append(
+            DeadLetter(
+                message_id=message.message_id,
+                body=message.body,
+                receive_count=message.receive_count,
+                sent_at=_epoch_ms(message.attributes.get("SentTimestamp")),
+                first_received_at=_epoch_ms(
+                    message.attributes.get("ApproximateFirstReceiveTimestamp")
+                ),
+                order_id=order_id,
+                attempt=attempt,
+                order_status=status,
+                lookup_error=error,
+            )
+        )
+    return letters
+
+
+def dlq_discard(*, dlq: OrderQueue, message_id: str, visibility: int = 30) -> QueueMessage:
+    """Delete one DLQ message by its id and return it (for the audit log).
+
+    A receipt handle from an earlier look may be stale, so the message is received afresh;
+    the others received on the way are made visible again. MessageNotFound if it is not there.
+    """
+    passed: list[QueueMessage] = []
+    found: QueueMessage | None = None
+    seen: set[str] = set()
+    try:
+        while found is None:
+            batch = dlq.receive(max_messages=10, wait_seconds=0, visibility=visibility)
+            if not batch or any(message.message_id in seen for message in batch):
+                passed.extend(batch)
+                break  # empty, or come round again: it is not there
+            for message in batch:
+                seen.add(message.message_id)
+                if found is None and message.message_id == message_id:
+                    found = message
+                else:
+                    passed.append(message)
+        if found is None:
+            raise MessageNotFound(message_id)
+        dlq.delete(found)
+        return found
+    finally:
+        if passed:
+            dlq.release(passed)

@@ -10,4 +10,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("admin/", admin.site.urls),
+    # Staff operations pages (dashboard, orders, inventory, DLQ replay, audit log).
+    path("ops/", include("operations.urls")),
 ]

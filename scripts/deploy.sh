@@ -56,6 +56,21 @@ setup() {
   command -v java >/dev/null || say "WARNING: no java: the local runtime falls back to moto (see README)"
 }
 
+# The browser tests drive Debian's Chromium through Playwright's Python package; a browser build
+# of Playwright's own (`playwright install`) is never downloaded. Only the test command needs it.
+setup_browser() {
+  [ -x /usr/bin/chromium ] && return
+  if ! command -v apt-get >/dev/null 2>&1; then
+    say "WARNING: no /usr/bin/chromium and no apt-get: the browser tests will fail (install Chromium)"
+    return
+  fi
+  say "installing Debian's chromium for the browser tests"
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo -n"
+  $sudo_cmd apt-get update -qq
+  $sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+}
+
 setup_sam() {
   if [ ! -x "$SAM_VENV/bin/sam" ]; then
     say "installing aws-sam-cli $SAM_CLI_VERSION in .venv-sam (it pins its own boto3)"
@@ -77,6 +92,7 @@ check_template() {
 
 run_tests() {
   setup
+  setup_browser
   say "ruff"
   "$VENV/bin/ruff" check .
   "$VENV/bin/ruff" format --check .

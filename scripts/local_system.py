@@ -1,4 +1,5 @@
-"""The whole system on this machine: the pipeline runtime, then the portal under gunicorn.
+"""The whole system on this machine: the pipeline runtime, the portal under gunicorn, then the
+portal's Celery worker and beat (DLQ replay jobs, the re-queue of stranded orders).
 
 Run by `./scripts/deploy.sh local` (which sets up the virtualenv first). In the foreground until
 Ctrl-C, which stops everything it started. Data lives in .local/ and survives a restart.
@@ -29,6 +30,8 @@ from pipeline.local.runtime import DEFAULT_ENV_FILE  # noqa: E402
 from pipeline.local.telemetry import MetricsPublisher, parse_emf  # noqa: E402
 
 LOCAL_DIR = ROOT / ".local"
+# celery beat's record of when each periodic task last ran (kept across restarts).
+BEAT_SCHEDULE_FILE = LOCAL_DIR / "celerybeat-schedule"
 ADMIN_USER = "admin"
 ADMIN_PASSWORD_FILE = LOCAL_DIR / "admin-password"
 PYTHON = sys.executable
@@ -87,6 +90,37 @@ def _ensure_admin(env: dict[str, str]) -> str:
     return (
         f"admin user '{ADMIN_USER}' created, password: {password} (kept in {ADMIN_PASSWORD_FILE})"
     )
+
+
+def celery_commands(python: str = PYTHON) -> dict[str, list[str]]:
+    """The worker and beat command lines: the app is portal/celery.py, the queue the settings'
+    CELERY_TASK_DEFAULT_QUEUE (the worker reads the same settings as the portal)."""
+    queue = os.environ.get("CELERY_TASK_DEFAULT_QUEUE") or "portal"
+    return {
+        "worker": [
+            python, "-m", "celery", "-A", "portal", "worker",
+            "--loglevel", "INFO", "--concurrency", "2", "--queues", queue,
+            "--hostname", "portal-local@%h",
+        ],
+        "beat": [
+            python, "-m", "celery", "-A", "portal", "beat",
+            "--loglevel", "INFO", "--schedule", str(BEAT_SCHEDULE_FILE),
+        ],
+    }  # fmt: skip
+
+
+def _redis_answers(url: str) -> bool:
+    """Whether the Celery broker answers; without it jobs wait in the portal as 'queued'."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except redis.RedisError:
+        return False
 
 
 def _stop(procs: Sequence[subprocess.Popen[bytes]]) -> None:
@@ -196,6 +230,31 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit("the portal did not start (see above)")
             time.sleep(0.2)
 
+        # Celery after the portal: the worker and beat read the same settings and database.
+        broker = env.get("CELERY_BROKER_URL") or env.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+        if not _redis_answers(broker):
+            print(
+                f"WARNING: the Celery broker {broker} does not answer: the worker and beat wait "
+                "for it, and DLQ replays started in the portal stay queued until then.",
+                flush=True,
+            )
+        celery: dict[str, subprocess.Popen[bytes]] = {}
+        for name, command in celery_commands().items():
+            proc = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            # First in the list: stopped before the portal and the runtime they use.
+            procs.insert(0, proc)
+            celery[name] = proc
+            threading.Thread(
+                target=_pump, args=(proc.stdout, f"[{name}] ", None, []), daemon=True
+            ).start()
+
         url = f"http://127.0.0.1:{args.port}"
         print(
             "\n".join(
@@ -204,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
                     "The order system is running locally.",
                     f"  API:        POST {url}/submitorder (header x-api-key)",
                     f"  Admin:      {url}/admin/  ({admin_line})",
+                    f"  Operations: {url}/ops/  (dashboard, orders, inventory, DLQ replay)",
+                    f"  Jobs:       celery worker + beat on {broker}",
                     f"  API docs:   {url}/api/docs/",
                     "  API key:    ./scripts/deploy.sh apikey",
                     "  Status:     ./scripts/deploy.sh status",
@@ -215,7 +276,13 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         while not stopping.wait(0.5):
-            for proc, name in ((runtime, "pipeline runtime"), (portal, "portal")):
+            watched = [
+                (runtime, "pipeline runtime"),
+                (portal, "portal"),
+                (celery["worker"], "celery worker"),
+                (celery["beat"], "celery beat"),
+            ]
+            for proc, name in watched:
                 if proc.poll() is not None:
                     print(f"the {name} stopped (exit {proc.returncode}); stopping the rest")
                     stopping.set()

@@ -17,6 +17,7 @@ from pipeline.domain import Order, OrderLine
 from pipeline.errors import (
     InsufficientStock,
     InvalidTransition,
+    InventoryItemNotFound,
     OrderAlreadyExists,
     OrderNotFound,
     ReservationContention,
@@ -499,3 +500,65 @@ class DynamoStore:
         raise ReservationContention(
             f"order {order_id}: the move to {target} kept colliding with other writes; retry later"
         )
+
+    # -- Staff operations (the portal's dashboard and inventory pages) --------------------------
+
+    def orders_count_by_status(self, status: OrderStatus, *, cap: int = 10_000) -> tuple[int, bool]:
+        """How many orders are in `status` (a COUNT query on the StatusIndex), counting at most
+        about `cap`; the flag says the count stopped at the cap (so the real number is larger).
+        """
+        kwargs: dict[str, Any] = {
+            "TableName": self.orders_table,
+            "IndexName": "StatusIndex",
+            "KeyConditionExpression": "#s = :s",
+            "ExpressionAttributeNames": {"#s": "Status"},
+            "ExpressionAttributeValues": {":s": {"S": str(status)}},
+            "Select": "COUNT",
+        }
+        total = 0
+        while True:
+            response = self.client.query(**kwargs)
+            total += response["Count"]
+            last = response.get("LastEvaluatedKey")
+            if not last:
+                return total, False
+            if total >= cap:
+                # A busy status can hold millions of orders: each page is a read, so stop here.
+                return total, True
+            kwargs["ExclusiveStartKey"] = last
+
+    def inventory_update_details(
+        self, name: str, *, price: Decimal, description: str
+    ) -> InventoryItem:
+        """Set an item's price and description; Stock is not part of the write, so concurrent
+        reservations and adjustments are never overwritten. InventoryItemNotFound if absent.
+        """
+        try:
+            response = self.client.update_item(
+                TableName=self.inventory_table,
+                Key={"ItemName": {"S": name}},
+                UpdateExpression="SET Price = :p, Description = :d",
+                ConditionExpression="attribute_exists(ItemName)",
+                ExpressionAttributeValues=serialize({":p": price, ":d": description}),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                raise InventoryItemNotFound(name) from exc
+            raise
+        return InventoryItem.from_item(deserialize(response["Attributes"]))
+
+    def inventory_delete_existing(self, name: str) -> InventoryItem:
+        """Remove an inventory row and return it as it was; InventoryItemNotFound if absent."""
+        try:
+            response = self.client.delete_item(
+                TableName=self.inventory_table,
+                Key={"ItemName": {"S": name}},
+                ConditionExpression="attribute_exists(ItemName)",
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                raise InventoryItemNotFound(name) from exc
+            raise
+        return InventoryItem.from_item(deserialize(response["Attributes"]))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,6 +77,23 @@ class OrderQueue:
     def delete(self, message: QueueMessage) -> None:
         """Remove a handled message."""
         self.client.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message.receipt_handle)
+
+    def release(self, messages: Iterable[QueueMessage]) -> int:
+        """Make received messages visible again at once (a peek must not hide them); return
+        how many SQS accepted. A message it refuses shows again after its visibility timeout.
+        """
+        pending = list(messages)
+        released = 0
+        for start in range(0, len(pending), 10):  # ChangeMessageVisibilityBatch takes 10 at most
+            entries = [
+                {"Id": str(i), "ReceiptHandle": m.receipt_handle, "VisibilityTimeout": 0}
+                for i, m in enumerate(pending[start : start + 10])
+            ]
+            response = self.client.change_message_visibility_batch(
+                QueueUrl=self.queue_url, Entries=entries
+            )
+            released += len(response.get("Successful", []))
+        return released
 
     def depth(self) -> dict[str, int]:
         """Visible, in-flight and delayed message counts."""

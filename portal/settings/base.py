@@ -65,6 +65,8 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", [])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
+    # Before the admin: its templates/admin/index.html adds the operations links to the index.
+    "operations",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -234,3 +236,43 @@ LOGGING = {
         "urllib3": {"level": "WARNING"},
     },
 }
+
+# -- Operations pages and background jobs (operations app, Celery) -------------------------------
+
+# Celery's broker and result backend; both default to REDIS_URL. The worker and beat read the
+# same settings (celery -A portal worker / beat), so set these where the portal's are set.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", CELERY_BROKER_URL)
+# Runs tasks in the calling process (tests, or a portal without a worker): no Redis needed.
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_TASK_EAGER_PROPAGATES = True
+# The queue the portal's tasks go to and its worker reads (`-Q`); tests use one of their own.
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "portal")
+CELERY_TASK_TRACK_STARTED = True
+CELERY_RESULT_EXPIRES = 24 * 3600
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A click on "replay" must not hang while Redis is down: give up fast and say so on the page.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 1,
+}
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 3, "socket_timeout": 10}
+# The safety net for RESERVED orders whose queue message was lost (celery beat).
+OPS_REQUEUE_STRANDED_SECONDS = env_float("OPS_REQUEUE_STRANDED_SECONDS", 300.0)
+CELERY_BEAT_SCHEDULE = {
+    "requeue-stranded-orders": {
+        "task": "operations.requeue_stranded_orders",
+        "schedule": OPS_REQUEUE_STRANDED_SECONDS,
+    },
+}
+
+# Orders listed per page (one StatusIndex / CustomerIndex query each).
+OPS_ORDERS_PAGE_SIZE = env_int("OPS_ORDERS_PAGE_SIZE", 25)
+# The dashboard counts orders per status up to about this many each (COUNT queries cost reads).
+OPS_STATUS_COUNT_CAP = env_int("OPS_STATUS_COUNT_CAP", 10_000)
+# The DLQ page shows at most this many messages, each hidden this long while looked at.
+OPS_DLQ_PEEK_MAX = env_int("OPS_DLQ_PEEK_MAX", 50)
+OPS_DLQ_PEEK_VISIBILITY = env_int("OPS_DLQ_PEEK_VISIBILITY", 30)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dj_database_url
 
 from portal.settings.base import *  # noqa: F403 (settings modules extend base by design)
-from portal.settings.base import env_int, env_str
+from portal.settings.base import env_bool, env_int, env_str
 
 DEBUG = False
 SECRET_KEY = "test-only-secret-key-not-for-any-deployed-environment-0123456789"
@@ -22,6 +22,11 @@ DATABASES = {
 
 # A database of its own; every test also gets its own key prefix (tests/integration/api).
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/9")
+# base derived these from its own REDIS_URL; follow the test database's.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", CELERY_BROKER_URL)
+# Tasks run in the test's process unless a test starts a real worker (and says so).
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", True)
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

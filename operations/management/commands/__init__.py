@@ -1,0 +1,1 @@
+"""`manage.py replay_dlq`."""

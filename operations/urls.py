@@ -1,0 +1,47 @@
+"""The operations pages' routes, mounted at /ops/ by portal/urls.py."""
+
+from django.urls import path
+
+from operations.views.audit import audit_view
+from operations.views.dashboard import dashboard_view
+from operations.views.dlq import (
+    dlq_delete_view,
+    dlq_replay_view,
+    dlq_view,
+    replay_job_progress_view,
+    replay_job_view,
+)
+from operations.views.inventory import (
+    inventory_adjust_view,
+    inventory_create_view,
+    inventory_delete_view,
+    inventory_edit_view,
+    inventory_view,
+)
+from operations.views.orders import (
+    order_action_view,
+    order_detail_view,
+    orders_view,
+    requeue_stranded_view,
+)
+
+app_name = "operations"
+
+urlpatterns = [
+    path("", dashboard_view, name="dashboard"),
+    path("orders/", orders_view, name="orders"),
+    path("orders/requeue-stranded/", requeue_stranded_view, name="requeue-stranded"),
+    path("orders/<str:order_id>/", order_detail_view, name="order"),
+    path("orders/<str:order_id>/<slug:action>/", order_action_view, name="order-action"),
+    path("inventory/", inventory_view, name="inventory"),
+    path("inventory/new/", inventory_create_view, name="inventory-create"),
+    path("inventory/<str:name>/adjust/", inventory_adjust_view, name="inventory-adjust"),
+    path("inventory/<str:name>/edit/", inventory_edit_view, name="inventory-edit"),
+    path("inventory/<str:name>/delete/", inventory_delete_view, name="inventory-delete"),
+    path("dlq/", dlq_view, name="dlq"),
+    path("dlq/replay/", dlq_replay_view, name="dlq-replay"),
+    path("dlq/jobs/<uuid:job_id>/", replay_job_view, name="replay-job"),
+    path("dlq/jobs/<uuid:job_id>/progress/", replay_job_progress_view, name="replay-job-progress"),
+    path("dlq/messages/<str:message_id>/delete/", dlq_delete_view, name="dlq-delete"),
+    path("audit/", audit_view, name="audit"),
+]

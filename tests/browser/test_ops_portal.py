@@ -1,0 +1,144 @@
+"""A staff member's day in the operations portal, in a real browser: log in, add an item,
+adjust its stock, watch an API order ship, replay a dead letter."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from operations.models import AuditLogEntry
+from orders_api.models import ClientAPIKey
+from pipeline import wiring
+from pipeline.adapters.sqs import OrderQueue
+from pipeline.statuses import OrderStatus
+from tests.integration.api.servers import PortalServer
+from tests.integration.ops.test_orders import stranded_order, wait_for_status
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+PASSWORD = "a long staff password 42"
+
+
+def snap(page: Any, name: str) -> None:
+    """Keep a screenshot when OPS_BROWSER_SCREENSHOTS names a folder (to look at the pages)."""
+    folder = os.environ.get("OPS_BROWSER_SCREENSHOTS")
+    if folder:
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+
+
+def reload_until(page: Any, selector: str, text: str, timeout: float = 90) -> None:
+    """Reload the page until `selector` shows `text` (the pipeline works in the background)."""
+    deadline = time.monotonic() + timeout
+    while page.locator(selector).inner_text().strip() != text:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{selector} still {page.locator(selector).inner_text()!r}")
+        time.sleep(0.5)
+        page.reload()
+
+
+def test_staff_manage_inventory_follow_an_order_and_replay_the_dlq(
+    page: Any, portal: PortalServer, dlq: OrderQueue
+):
+    base = portal.url
+    store = wiring.dynamo_store()
+    staff = get_user_model().objects.create_user("operator", password=PASSWORD, is_staff=True)
+    _, api_key = ClientAPIKey.objects.create_key(name="browser test client")
+    item = f"Lamp {uuid.uuid4().hex[:6]}"
+
+    # Given a staff member who opens the operations portal and is asked to log in
+    page.goto(f"{base}/ops/")
+    assert "/admin/login/" in page.url
+    page.fill("#id_username", staff.username)
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+
+    # Then they land on the dashboard, inside the admin's frame
+    page.wait_for_url(f"{base}/ops/")
+    assert page.locator("h1").inner_text() == "Operations dashboard"
+    assert page.locator("#order-counts").is_visible()
+    assert page.locator("#queues").inner_text().count("Stream-failure queue") == 1
+    snap(page, "dashboard")
+
+    # When they create an inventory item
+    page.click(".ops-menu >> text=Inventory")
+    page.click("text=New item")
+    page.fill("#id_item_name", item)
+    page.fill("#id_stock", "5")
+    page.fill("#id_price", "12.50")
+    page.fill("#id_description", "Browser-made lamp")
+    page.click("input[value=Create]")
+
+    # Then it is listed with its stock and price, and it is in the Inventory table
+    row = page.locator(f'tr[data-item="{item}"]')
+    assert row.locator(".stock").inner_text() == "5"
+    assert row.locator(".price").inner_text() == "12.50"
+    assert f"Created {item}" in page.locator(".messagelist").inner_text()
+    assert store.inventory_get(item).price == Decimal("12.50")
+
+    # When they add 7 units
+    row.locator("text=Adjust stock").click()
+    page.fill("#id_delta", "7")
+    page.fill("#id_reason", "delivery arrived")
+    page.click("input[value='Adjust stock']")
+
+    # Then the list and the table show 12
+    assert page.locator(f'tr[data-item="{item}"] .stock').inner_text() == "12"
+    assert store.inventory_get(item).stock == 12
+    snap(page, "inventory")
+
+    # When a client orders two of them through the API
+    reply = portal.request(
+        "POST",
+        "/submitorder",
+        body={"CustomerName": "Browser Customer", "Items": [{"ItemName": item, "Quantity": 2}]},
+        headers={"x-api-key": api_key},
+    )
+    assert reply.status == 200, reply.body
+    order_id = reply.json()["OrderId"]
+
+    # Then the order's page shows it reaching SHIPPED, with its whole history
+    page.goto(f"{base}/ops/orders/{order_id}/")
+    reload_until(page, "#order-status", "SHIPPED")
+    history = page.locator("#status-history").inner_text()
+    for status in ("PENDING", "RESERVED", "PAID", "SHIPPED"):
+        assert status in history
+    assert "SUCCEEDED" in page.locator("#executions").inner_text()
+    assert store.inventory_get(item).stock == 10
+    snap(page, "order")
+
+    # Given a dead letter for an order whose queue message was lost
+    stranded = stranded_order(store, item)
+    message_id = dlq.send_json({"OrderId": stranded.order_id, "Attempt": 1})
+
+    # When they select it on the DLQ page and replay it with a reason
+    page.click(".ops-menu >> text=Dead-letter queue")
+    dlq_row = page.locator(f'tr[data-message-id="{message_id}"]')
+    assert stranded.order_id in dlq_row.inner_text()
+    assert "RESERVED" in dlq_row.inner_text()
+    dlq_row.locator("input[type=checkbox]").check()
+    snap(page, "dlq")
+    page.click("#replay-selected")
+    page.fill("#id_reason", "carrier outage over")
+    page.click("input[value=Replay]")
+
+    # Then the job page follows the worker's progress to the summary
+    page.wait_for_selector("#job-summary", timeout=60_000)
+    assert page.locator("#job-summary").inner_text() == (
+        "Replay finished: 1 moved, 0 failed, 0 skipped."
+    )
+    assert re.search(r"/ops/dlq/jobs/[0-9a-f-]+/$", page.url)
+    # And the message left the DLQ, and its order went on to ship
+    assert dlq.depth()["visible"] == 0
+    wait_for_status(store, stranded.order_id, OrderStatus.SHIPPED)
+    # And the audit log has each of the staff member's actions
+    entries = AuditLogEntry.objects.filter(actor="operator").order_by("at")
+    actions = list(entries.values_list("action", flat=True))
+    assert actions == ["inventory_create", "inventory_adjust_stock", "dlq_replay"]

@@ -1,0 +1,1 @@
+"""Tests: the operations portal (/ops/) on DynamoDB Local, the local runtime, PostgreSQL."""

@@ -1,0 +1,81 @@
+"""Orders in a chosen status, made through the pipeline's own use cases (no hand-written items)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from decimal import Decimal
+
+from pipeline.adapters.dynamodb import DynamoStore, InventoryItem
+from pipeline.domain import Order
+from pipeline.errors import Shortage
+from pipeline.statuses import OrderStatus
+from pipeline.usecases import (
+    inventory_release,
+    inventory_reserve,
+    order_cancel,
+    order_flag_for_review,
+    order_reject,
+    order_submit,
+)
+
+
+def unique(prefix: str) -> str:
+    """A name no other test uses (the tables live for the whole session)."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def make_item(store: DynamoStore, *, stock: int = 100, price: str = "10.00") -> str:
+    """A fresh inventory item; return its name."""
+    name = unique("item")
+    store.inventory_put(InventoryItem(name, stock, Decimal(price), "test item"))
+    return name
+
+
+def make_order(
+    store: DynamoStore,
+    status: OrderStatus = OrderStatus.PENDING,
+    *,
+    customer: str | None = None,
+    lines: Sequence[tuple[str, int]] | None = None,
+    order_date: str | None = None,
+) -> Order:
+    """An order walked to `status` the way the pipeline walks it."""
+    if lines is None:
+        lines = [(make_item(store), 2)]
+    order = order_submit(
+        store=store,
+        customer_name=customer or unique("customer"),
+        items=[{"ItemName": name, "Quantity": qty} for name, qty in lines],
+        now=order_date,
+    )
+    oid = order.order_id
+    if status == OrderStatus.PENDING:
+        return store.order_get(oid)
+    if status == OrderStatus.REJECTED:
+        return order_reject(store=store, order_id=oid, shortages=[Shortage("x", 1, 0)]).order
+    if status == OrderStatus.CANCELLED:
+        return order_cancel(store=store, order_id=oid, actor="setup")
+    reserved = inventory_reserve(store=store, order_id=oid).order
+    assert reserved.status == OrderStatus.RESERVED, reserved.status_reason
+    if status == OrderStatus.RESERVED:
+        return reserved
+    if status == OrderStatus.PAYMENT_FAILED:
+        return inventory_release(store=store, order_id=oid, reason="declined in setup").order
+    paid = store.order_transition(
+        oid,
+        OrderStatus.PAID,
+        "paid in setup",
+        reserved.last_updated,
+        expected=[OrderStatus.RESERVED],
+        set_fields={"Payment": {"TransactionId": "txn_setup", "Amount": reserved.total}},
+    )
+    if status == OrderStatus.PAID:
+        return paid
+    if status == OrderStatus.MANUAL_INTERVENTION:
+        return order_flag_for_review(store=store, order_id=oid, reason="carrier refused").order
+    if status == OrderStatus.SHIPPED:
+        return store.order_transition(
+            oid, OrderStatus.SHIPPED, "shipped in setup", paid.last_updated
+        )
+    raise AssertionError(f"no way to make a {status} order")
