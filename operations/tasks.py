@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from django.conf import settings
 
 from operations.audit import Action, Outcome, record
 from operations.jobs import run_replay_job
@@ -31,6 +32,10 @@ def requeue_stranded_orders() -> list[str]:
         store=wiring.dynamo_store(),
         workflow=wiring.fulfilment_workflow(),
         queue=wiring.orders_queue(),
+        # A message may still be on its way to an order reserved moments ago; an order re-sent
+        # three times keeps failing and needs a person (it shows on the ops pages as RESERVED).
+        min_age_seconds=settings.OPS_REQUEUE_STRANDED_MIN_AGE,
+        max_requeues=settings.OPS_REQUEUE_STRANDED_MAX,
     )
     if requeued:
         log.info("re-queued %d stranded reserved order(s): %s", len(requeued), requeued)

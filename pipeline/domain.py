@@ -258,6 +258,11 @@ class Order:
         )
 
     @property
+    def requeue_count(self) -> int:
+        """How often the order was re-sent to the queue as stranded."""
+        return int(self.extra.get("RequeueCount", 0))
+
+    @property
     def total(self) -> Decimal | None:
         """What the reserved lines cost, once the order is reserved."""
         if not self.reservation:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -487,25 +488,43 @@ def dlq_replay(
 
 
 def fulfilment_requeue_stranded(
-    *, store: DynamoStore, workflow: FulfilmentWorkflow, queue: OrderQueue
+    *,
+    store: DynamoStore,
+    workflow: FulfilmentWorkflow,
+    queue: OrderQueue,
+    min_age_seconds: float = 0.0,
+    max_requeues: int | None = None,
 ) -> list[str]:
     """Send every RESERVED order that has no workflow execution to the Orders queue again.
 
     An order is stranded when its queue message was lost (a local runtime restart: the local
     SQS keeps nothing on disk) or purged. Re-sending is safe: the execution name is derived from
-    the order, so an order whose message was only late still gets one workflow.
+    the order, so an order whose message was only late still gets one workflow. Orders reserved
+    less than `min_age_seconds` ago are left alone (their message may be on its way), and an
+    order already re-sent `max_requeues` times is left for an operator: its message keeps
+    failing, and sending more would only fill the dead-letter queue.
     """
     requeued = []
     cursor = None
+    cutoff = time.time() - min_age_seconds
     while True:
         page = store.orders_by_status(OrderStatus.RESERVED, limit=100, cursor=cursor)
         for order in page.items:
+            if min_age_seconds and _timestamp(order.last_updated) > cutoff:
+                continue
+            if max_requeues is not None and order.requeue_count >= max_requeues:
+                continue
             if workflow.describe(execution_name(order.order_id, order.attempt)) is None:
                 fulfilment_request(queue=queue, order=order)
+                store.order_count_requeue(order.order_id, utc_now())
                 requeued.append(order.order_id)
         if not page.cursor:
             return requeued
         cursor = page.cursor
+
+
+def _timestamp(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 # == Operations portal: staff actions on inventory and the dead-letter queue ======================

@@ -233,6 +233,26 @@ class DynamoStore:
             raise InvalidTransition(order_id, deserialize(old).get("Status"), str(target)) from exc
         return Order.from_item(deserialize(response["Attributes"]))
 
+    def order_count_requeue(self, order_id: str, now: str) -> None:
+        """Note that a RESERVED order was re-sent to the queue (no status change)."""
+        try:
+            self.client.update_item(
+                TableName=self.orders_table,
+                Key={"OrderId": {"S": order_id}},
+                UpdateExpression="ADD RequeueCount :one SET RequeuedAt = :now",
+                ConditionExpression="#s = :reserved",
+                ExpressionAttributeNames={"#s": "Status"},
+                ExpressionAttributeValues={
+                    ":one": {"N": "1"},
+                    ":now": {"S": now},
+                    ":reserved": {"S": str(OrderStatus.RESERVED)},
+                },
+            )
+        except ClientError as exc:
+            # It moved on meanwhile (its workflow started): nothing to count.
+            if _code(exc) != "ConditionalCheckFailedException":
+                raise
+
     def orders_by_status(
         self, status: OrderStatus, *, limit: int = 50, cursor: dict[str, Any] | None = None
     ) -> Page:

@@ -262,6 +262,10 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 3, "socket_timeout": 10}
 # The safety net for RESERVED orders whose queue message was lost (celery beat).
 OPS_REQUEUE_STRANDED_SECONDS = env_float("OPS_REQUEUE_STRANDED_SECONDS", 300.0)
+# Leave orders reserved less than this long ago (their message may be on its way), and orders
+# already re-sent this many times (their message keeps failing: a person must look).
+OPS_REQUEUE_STRANDED_MIN_AGE = env_float("OPS_REQUEUE_STRANDED_MIN_AGE", 120.0)
+OPS_REQUEUE_STRANDED_MAX = env_int("OPS_REQUEUE_STRANDED_MAX", 3)
 CELERY_BEAT_SCHEDULE = {
     "requeue-stranded-orders": {
         "task": "operations.requeue_stranded_orders",

@@ -67,6 +67,8 @@ def worker_env(runtime_env: dict[str, str]) -> dict[str, str]:
         "ORDERS_QUEUE_URL": os.environ["ORDERS_QUEUE_URL"],
         "DATABASE_URL": database_url(),
         "REDIS_URL": django_settings.REDIS_URL,
+        # The stranded orders these tests make are seconds old: no grace period here.
+        "OPS_REQUEUE_STRANDED_MIN_AGE": "0",
     }
 
 
