@@ -179,6 +179,19 @@ def main(argv: list[str] | None = None) -> int:
                 return 130
         env = {**os.environ, **read_env_file(DEFAULT_ENV_FILE)}
         env["DJANGO_SETTINGS_MODULE"] = "portal.settings.local"
+        # Celery's broker: Redis when it answers, else a folder under .local/ (no service to
+        # install). Decided before the portal starts: it sends the jobs the worker runs.
+        broker = env.get("CELERY_BROKER_URL") or env.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+        if broker.startswith("redis") and not _redis_answers(broker):
+            print(
+                f"note: Redis does not answer at {broker}: Celery uses a folder under .local/ "
+                "and the API's rate limits are off until Redis runs.",
+                flush=True,
+            )
+            broker = "filesystem://"
+            env["CELERY_BROKER_URL"] = broker
+            env["CELERY_RESULT_BACKEND"] = f"file://{LOCAL_DIR / 'celery' / 'results'}"
+            (LOCAL_DIR / "celery" / "results").mkdir(parents=True, exist_ok=True)
         metrics.append(
             MetricsPublisher(
                 boto3.client(
@@ -231,13 +244,6 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.2)
 
         # Celery after the portal: the worker and beat read the same settings and database.
-        broker = env.get("CELERY_BROKER_URL") or env.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
-        if not _redis_answers(broker):
-            print(
-                f"WARNING: the Celery broker {broker} does not answer: the worker and beat wait "
-                "for it, and DLQ replays started in the portal stay queued until then.",
-                flush=True,
-            )
         celery: dict[str, subprocess.Popen[bytes]] = {}
         for name, command in celery_commands().items():
             proc = subprocess.Popen(

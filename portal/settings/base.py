@@ -259,7 +259,21 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_step": 0.5,
     "interval_max": 1,
 }
-CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 3, "socket_timeout": 10}
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
+    "socket_connect_timeout": 3,
+    "socket_timeout": 10,
+}
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    # kombu's folder transport: the local system's broker on a machine without Redis.
+    CELERY_FILESYSTEM_DIR = Path(env_str("CELERY_FILESYSTEM_DIR", str(BASE_DIR / ".local/celery")))
+    for folder in ("queue", "processed"):
+        (CELERY_FILESYSTEM_DIR / folder).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(CELERY_FILESYSTEM_DIR / "queue"),
+        "data_folder_out": str(CELERY_FILESYSTEM_DIR / "queue"),
+        "processed_folder": str(CELERY_FILESYSTEM_DIR / "processed"),
+        "store_processed": False,
+    }
 # The safety net for RESERVED orders whose queue message was lost (celery beat).
 OPS_REQUEUE_STRANDED_SECONDS = env_float("OPS_REQUEUE_STRANDED_SECONDS", 300.0)
 # Leave orders reserved less than this long ago (their message may be on its way), and orders
