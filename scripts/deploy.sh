@@ -98,7 +98,8 @@ run_tests() {
   "$VENV/bin/ruff" format --check .
   check_template
   say "pytest"
-  "$VENV/bin/python" -m pytest "$@"
+  # Two workers (one per core); a file stays on one worker so its module fixtures start once.
+  "$VENV/bin/python" -m pytest -n "${PYTEST_WORKERS:-2}" --dist loadfile "$@"
 }
 
 # The local runtime's env file, so manage.py and scripts talk to the local endpoints.
