@@ -14,8 +14,7 @@ from typing import Any
 
 from pipeline import aws, wiring
 from pipeline.adapters.dynamodb import DynamoStore
-from pipeline.adapters.sqs import OrderQueue
-from pipeline.config import ENV_STREAM_FAILURE_QUEUE_URL, MissingSetting, PipelineSettings
+from pipeline.config import PipelineSettings
 from pipeline.observability import alarm_states, metrics_summary
 from pipeline.statuses import OrderStatus
 
@@ -45,30 +44,6 @@ def attempt(fn: Callable[[], Any]) -> Part:
         return Part(value=fn())
     except Exception as exc:  # a status page shows every failure instead of stopping
         return Part(error=f"{type(exc).__name__}: {exc}")
-
-
-def table_count(store: DynamoStore, table: str, *, exact: bool) -> dict[str, Any]:
-    """A table's item count: DescribeTable's estimate, or a COUNT scan when `exact`."""
-    if exact:
-        # A COUNT scan reads the whole table: fine locally, costly on a big production table.
-        total = 0
-        kwargs: dict[str, Any] = {"TableName": table, "Select": "COUNT"}
-        while True:
-            page = store.client.scan(**kwargs)
-            total += page["Count"]
-            if "LastEvaluatedKey" not in page:
-                return {"table": table, "items": total, "exact": True}
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    described = store.client.describe_table(TableName=table)["Table"]
-    # AWS refreshes ItemCount about every six hours.
-    return {"table": table, "items": described.get("ItemCount", 0), "exact": False}
-
-
-def _stream_failure_queue() -> OrderQueue:
-    url = os.environ.get(ENV_STREAM_FAILURE_QUEUE_URL)
-    if not url:
-        raise MissingSetting(f"{ENV_STREAM_FAILURE_QUEUE_URL} is not set")
-    return OrderQueue(url)
 
 
 def status_counts(store: DynamoStore, *, cap: int) -> list[dict[str, Any]]:
@@ -103,11 +78,11 @@ def dashboard(*, minutes: int, exact: bool, count_cap: int) -> dict[str, Any]:
         return {**summary, "ratio_rows": _ratios(summary)}
 
     jobs: dict[str, Callable[[], Any]] = {
-        "orders_table": lambda: table_count(store(), store().orders_table, exact=exact),
-        "inventory_table": lambda: table_count(store(), store().inventory_table, exact=exact),
+        "orders_table": lambda: store().table_item_count(store().orders_table, exact=exact),
+        "inventory_table": lambda: store().table_item_count(store().inventory_table, exact=exact),
         "orders_queue": lambda: wiring.orders_queue(settings).depth(),
         "dead_letter_queue": lambda: wiring.dead_letter_queue(settings).depth(),
-        "stream_failure_queue": lambda: _stream_failure_queue().depth(),
+        "stream_failure_queue": lambda: wiring.stream_failure_queue(settings).depth(),
         "alarms": lambda: alarm_states(aws.client("cloudwatch")),
         "metrics": metrics,
         "status_counts": lambda: status_counts(store(), cap=count_cap),
@@ -125,7 +100,7 @@ def dashboard(*, minutes: int, exact: bool, count_cap: int) -> dict[str, Any]:
             "Inventory table": settings.inventory_table,
             "Orders queue": settings.orders_queue_url,
             "Dead-letter queue": settings.dlq_url,
-            "Stream-failure queue": os.environ.get(ENV_STREAM_FAILURE_QUEUE_URL),
+            "Stream-failure queue": settings.stream_failure_queue_url,
             "State machine": settings.state_machine_arn,
         },
         **parts,

@@ -59,6 +59,7 @@ class PipelineSettings:
     orders_queue_url: str | None
     dlq_url: str | None
     state_machine_arn: str | None
+    stream_failure_queue_url: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> PipelineSettings:
@@ -70,6 +71,7 @@ class PipelineSettings:
             orders_queue_url=env.get(ENV_ORDERS_QUEUE_URL) or None,
             dlq_url=env.get(ENV_DLQ_URL) or None,
             state_machine_arn=env.get(ENV_STATE_MACHINE_ARN) or None,
+            stream_failure_queue_url=env.get(ENV_STREAM_FAILURE_QUEUE_URL) or None,
         )
 
     def require(self, name: str) -> str:
@@ -82,6 +84,7 @@ class PipelineSettings:
                 "orders_queue_url": ENV_ORDERS_QUEUE_URL,
                 "dlq_url": ENV_DLQ_URL,
                 "state_machine_arn": ENV_STATE_MACHINE_ARN,
+                "stream_failure_queue_url": ENV_STREAM_FAILURE_QUEUE_URL,
             }[name]
             raise MissingSetting(f"{env_name} is not set")
         return value

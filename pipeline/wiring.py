@@ -26,6 +26,12 @@ def dead_letter_queue(settings: PipelineSettings | None = None) -> OrderQueue:
     return OrderQueue(settings.require("dlq_url"))
 
 
+def stream_failure_queue(settings: PipelineSettings | None = None) -> OrderQueue:
+    """Where the stream mapping describes the batches it gave up on."""
+    settings = settings or PipelineSettings.from_env()
+    return OrderQueue(settings.require("stream_failure_queue_url"))
+
+
 def fulfilment_workflow(settings: PipelineSettings | None = None) -> FulfilmentWorkflow:
     """The fulfilment state machine."""
     settings = settings or PipelineSettings.from_env()

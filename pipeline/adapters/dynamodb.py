@@ -253,6 +253,21 @@ class DynamoStore:
             if _code(exc) != "ConditionalCheckFailedException":
                 raise
 
+    def table_item_count(self, table: str, *, exact: bool = False) -> dict[str, Any]:
+        """{table, items, exact}: DescribeTable's estimate (AWS refreshes it about every six
+        hours), or with `exact` a COUNT scan, which reads the whole table."""
+        if not exact:
+            described = self.client.describe_table(TableName=table)["Table"]
+            return {"table": table, "items": described.get("ItemCount", 0), "exact": False}
+        total = 0
+        kwargs: dict[str, Any] = {"TableName": table, "Select": "COUNT"}
+        while True:
+            page = self.client.scan(**kwargs)
+            total += page["Count"]
+            if "LastEvaluatedKey" not in page:
+                return {"table": table, "items": total, "exact": True}
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
     def orders_by_status(
         self, status: OrderStatus, *, limit: int = 50, cursor: dict[str, Any] | None = None
     ) -> Page:

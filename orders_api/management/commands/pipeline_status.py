@@ -14,22 +14,6 @@ from pipeline.config import PipelineSettings
 from pipeline.observability import alarm_states, metrics_summary
 
 
-def _table_count(store: Any, table: str, exact: bool) -> dict[str, Any]:
-    if exact:
-        # A COUNT scan reads the whole table: fine locally, costly on a big production table.
-        total = 0
-        kwargs: dict[str, Any] = {"TableName": table, "Select": "COUNT"}
-        while True:
-            page = store.client.scan(**kwargs)
-            total += page["Count"]
-            if "LastEvaluatedKey" not in page:
-                return {"table": table, "items": total, "exact": True}
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    described = store.client.describe_table(TableName=table)["Table"]
-    # AWS refreshes ItemCount about every six hours.
-    return {"table": table, "items": described.get("ItemCount", 0), "exact": False}
-
-
 class Command(BaseCommand):
     """Print the endpoints, resource names, table item counts and queue depths."""
 
@@ -74,14 +58,17 @@ class Command(BaseCommand):
         def tables() -> dict[str, Any]:
             store = wiring.dynamo_store(settings)
             return {
-                "orders": attempt(lambda: _table_count(store, store.orders_table, exact)),
-                "inventory": attempt(lambda: _table_count(store, store.inventory_table, exact)),
+                "orders": attempt(lambda: store.table_item_count(store.orders_table, exact=exact)),
+                "inventory": attempt(
+                    lambda: store.table_item_count(store.inventory_table, exact=exact)
+                ),
             }
 
         report["tables"] = attempt(tables)
         report["queues"] = {
             "orders": attempt(lambda: wiring.orders_queue(settings).depth()),
             "dead_letter": attempt(lambda: wiring.dead_letter_queue(settings).depth()),
+            "stream_failures": attempt(lambda: wiring.stream_failure_queue(settings).depth()),
         }
         minutes = options["minutes"]
         report["alarms"] = attempt(lambda: alarm_states(aws.client("cloudwatch")))
