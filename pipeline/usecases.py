@@ -128,15 +128,30 @@ def _shortages(lines: tuple[OrderLine, ...], stock: Mapping[str, Any]) -> list[S
 
 
 def inventory_reserve(
-    *, store: DynamoStore, order_id: str, now: str | None = None
+    *, store: DynamoStore, order_id: str, now: str | None = None, order: Order | None = None
 ) -> ReservationOutcome:
     """Reserve stock for every line of a PENDING order in one transaction, or reject it naming
     every short or unknown line. Safe to call again for the same order: it never reserves twice.
+
+    `order` may be the stream record's image of the order, which saves a read: the reservation
+    is conditional on that image's status and attempt, and a stale image is read again.
     """
-    order = store.order_get(order_id)
-    if order.status != OrderStatus.PENDING:
-        return ReservationOutcome(order, reserved_now=False)
+    if order is None:
+        order = store.order_get(order_id)
     now = now or utc_now()
+    for _ in range(3):
+        if order.status != OrderStatus.PENDING:
+            return ReservationOutcome(order, reserved_now=False)
+        try:
+            return _reserve_pending(store, order, now)
+        except InvalidTransition:
+            # Another delivery got there first, or the image was old: look at the order now.
+            order = store.order_get(order_id)
+    return ReservationOutcome(order, reserved_now=False)
+
+
+def _reserve_pending(store: DynamoStore, order: Order, now: str) -> ReservationOutcome:
+    order_id = order.order_id
     stock = store.inventory_get_many(line.item_name for line in order.lines)
     short = _shortages(order.lines, stock)
     if short:
@@ -154,13 +169,10 @@ def inventory_reserve(
     units = sum(line.quantity for line in order.lines)
     reason = f"Reserved {units} unit(s) across {len(order.lines)} item(s)"
     try:
-        reserved = store.reserve(order_id, order.lines, reservation, reason, now)
+        reserved = store.reserve(order, reservation, reason, now)
     except InsufficientStock as exc:
         rejected = order_reject(store=store, order_id=order_id, shortages=exc.shortages, now=now)
         return ReservationOutcome(rejected.order, reserved_now=False, rejected_now=rejected.changed)
-    except InvalidTransition:
-        # Another delivery of the same stream record got there first.
-        return ReservationOutcome(store.order_get(order_id), reserved_now=False)
     return ReservationOutcome(reserved, reserved_now=True)
 
 

@@ -15,6 +15,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline import wiring
+from pipeline.domain import Order
 from pipeline.usecases import fulfilment_request, inventory_reserve
 
 logger = Logger()
@@ -32,7 +33,11 @@ def handle_record(record: DynamoDBRecord) -> None:
         raise ValueError(f"stream record {record.event_id} has no OrderId in its new image")
     logger.append_keys(order_id=order_id)
     try:
-        outcome = inventory_reserve(store=wiring.dynamo_store(), order_id=order_id)
+        # The record's image is the order as written: it saves a read (a stale image is
+        # caught by the reservation's condition and read again).
+        outcome = inventory_reserve(
+            store=wiring.dynamo_store(), order_id=order_id, order=Order.from_item(image)
+        )
         order = outcome.order
         if outcome.reserved_now:
             metrics.add_metric("ReservationsSucceeded", MetricUnit.Count, 1)

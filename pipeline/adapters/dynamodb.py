@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -147,8 +147,10 @@ class DynamoStore:
         set_fields: Mapping[str, Any] | None = None,
         remove_fields: Sequence[str] = (),
         increment: Mapping[str, int] | None = None,
+        attempt: int | None = None,
     ) -> dict[str, Any]:
-        """The Update action that moves an order to `target`, guarded by its current status."""
+        """The Update action that moves an order to `target`, guarded by its current status
+        (and, given `attempt`, by its Attempt: orders written before it existed count as 0)."""
         allowed = sorted(sources_of(target) if expected is None else set(expected))
         if not allowed:
             raise InvalidTransition(order_id, None, str(target))
@@ -183,13 +185,18 @@ class DynamoStore:
         for i, status in enumerate(allowed):
             values[f":e{i}"] = str(status)
             placeholders.append(f":e{i}")
+        condition = f"attribute_exists(OrderId) AND #s IN ({', '.join(placeholders)})"
+        if attempt is not None:
+            names["#att"] = "Attempt"
+            values[":att"] = attempt
+            condition += " AND (#att = :att" + (
+                " OR attribute_not_exists(#att))" if attempt == 0 else ")"
+            )
         return {
             "TableName": self.orders_table,
             "Key": {"OrderId": {"S": order_id}},
             "UpdateExpression": expression,
-            "ConditionExpression": (
-                f"attribute_exists(OrderId) AND #s IN ({', '.join(placeholders)})"
-            ),
+            "ConditionExpression": condition,
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": serialize(values),
         }
@@ -418,20 +425,18 @@ class DynamoStore:
                 result.append(Shortage(line.item_name, line.quantity, row.stock))
         return result
 
-    def reserve(
-        self,
-        order_id: str,
-        lines: Sequence[OrderLine],
-        reservation: Mapping[str, Any],
-        reason: str,
-        now: str,
-    ) -> Order:
+    def reserve(self, order: Order, reservation: Mapping[str, Any], reason: str, now: str) -> Order:
         """Decrement stock for every line and move the order PENDING -> RESERVED, in one
-        transaction: all of it happens or none of it does.
+        transaction: all of it happens or none of it does. Returns the order as written.
+
+        `order` is the order as the caller read it (from the table, or a stream image): the
+        write also requires its Attempt, so a stale copy (the order went round to PENDING
+        again meanwhile) fails like a wrong status and is never reserved on old data.
 
         Raises InsufficientStock naming every short or unknown line, InvalidTransition when the
-        order is no longer PENDING, ReservationContention when collisions never stop.
+        order is no longer that PENDING order, ReservationContention when collisions never stop.
         """
+        order_id, lines = order.order_id, order.lines
         actions: list[dict[str, Any]] = [
             {
                 "Update": {
@@ -455,10 +460,18 @@ class DynamoStore:
                     set_fields={"Reservation": reservation},
                     remove_fields=["Rejection"],
                     increment={"Attempt": 1},
+                    attempt=order.attempt,
                 )
             }
         )
-        return self._transact_order(actions, order_id, OrderStatus.RESERVED, lines)
+        # What the transaction wrote, built here: a read after it would only return the same.
+        written = replace(
+            order.with_status(OrderStatus.RESERVED, reason, now),
+            reservation=dict(reservation),
+            attempt=order.attempt + 1,
+            rejection=(),
+        )
+        return self._transact_order(actions, order_id, OrderStatus.RESERVED, lines, written)
 
     def release(
         self,
@@ -501,6 +514,7 @@ class DynamoStore:
         order_id: str,
         target: OrderStatus,
         reserving: Sequence[OrderLine] | None,
+        written: Order | None = None,
     ) -> Order:
         """Run a transaction whose last action moves the order; retry collisions with backoff.
 
@@ -531,7 +545,7 @@ class DynamoStore:
                     # Stock came back between the transaction and the re-read: try again.
                 _sleep_backoff(attempt)
                 continue
-            return self.order_get(order_id)
+            return written if written is not None else self.order_get(order_id)
         raise ReservationContention(
             f"order {order_id}: the move to {target} kept colliding with other writes; retry later"
         )

@@ -16,7 +16,9 @@ import logging
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +53,7 @@ class MappingSpec:
     filters: list[dict[str, Any]] = field(default_factory=list)
     max_concurrency: int = 2
     enabled: bool = True
+    parallelization: int = 1  # concurrent batches per shard (ParallelizationFactor)
 
 
 def _iso(ts: float) -> str:
@@ -164,6 +167,12 @@ class StreamPoller(_Poller):
         self._iterators: dict[str, str | None] = {}
         self._last_seen: dict[str, str] = {}
         self._mapping_started = time.time() - 1  # creation times have second precision
+        self._lanes = (
+            ThreadPoolExecutor(spec.parallelization, thread_name_prefix=f"lane:{spec.logical_id}")
+            if spec.parallelization > 1
+            else None
+        )
+        self._count_lock = threading.Lock()
         self.batches_invoked = 0
 
     def _shards(self) -> list[dict[str, Any]]:
@@ -196,27 +205,35 @@ class StreamPoller(_Poller):
             shard_id = shard["ShardId"]
             records: list[dict[str, Any]] = []
             window_ends = time.monotonic() + self.spec.batching_window * self._time_scale
-            while len(records) < self.spec.batch_size and not self.stopping():
+            # With a ParallelizationFactor, one read feeds that many concurrent batches.
+            wanted = self.spec.batch_size * self.spec.parallelization
+            while len(records) < wanted and not self.stopping():
                 iterator = self._iterator(shard_id)
                 if iterator is None:
                     break  # a closed shard, read to its end
                 try:
                     response = self._streams.get_records(
-                        ShardIterator=iterator, Limit=self.spec.batch_size - len(records)
+                        ShardIterator=iterator, Limit=wanted - len(records)
                     )
                 except ClientError as exc:
-                    # DynamoDB Local numbers stream records across all tables, and an iterator
-                    # advanced by an empty read then calls the gap "trimmed". Re-positioning
-                    # after the last record seen reads on correctly; so does an expired iterator.
+                    # An expired iterator (or a "trimmed" one, see below) is re-created after
+                    # the last record seen; the short pause keeps a persistent error from
+                    # turning this loop into a busy one against the emulator.
                     if exc.response["Error"]["Code"] in (
                         "ExpiredIteratorException",
                         "TrimmedDataAccessException",
                     ):
                         self._iterators.pop(shard_id, None)
+                        self.pause(0.05)
                         continue
                     raise
-                self._iterators[shard_id] = response.get("NextShardIterator")
                 fetched = response.get("Records", [])
+                # After an empty read, DynamoDB Local's next iterator breaks on the first gap
+                # in its sequence numbers (shared by all tables): start again from the last
+                # record seen instead, which costs one GetShardIterator per idle poll.
+                self._iterators[shard_id] = response.get("NextShardIterator")
+                if not fetched and response.get("NextShardIterator"):
+                    self._iterators.pop(shard_id, None)
                 if fetched:
                     self._last_seen[shard_id] = fetched[-1]["dynamodb"]["SequenceNumber"]
                 records += [self._lambda_record(r) for r in fetched if self._after_start(r)]
@@ -247,7 +264,7 @@ class StreamPoller(_Poller):
 
     def _deliver(self, shard_id: str, records: list[dict[str, Any]]) -> None:
         kept = [r for r in records if matches_any_filter(self.spec.filters, r)]
-        if kept and not self._process(shard_id, kept, attempts=0, first_seen=time.time()):
+        if kept and not self._process_lanes(shard_id, kept):
             # Stopped mid-batch: no checkpoint, so the next start reads these records again.
             self._iterators.pop(shard_id, None)
             self._last_seen.pop(shard_id, None)
@@ -257,6 +274,34 @@ class StreamPoller(_Poller):
             f"{self.spec.logical_id}/{shard_id}", records[-1]["dynamodb"]["SequenceNumber"]
         )
 
+    def _process_lanes(self, shard_id: str, records: list[dict[str, Any]]) -> bool:
+        """Deliver `records` in batches; with a ParallelizationFactor, as Lambda does: records
+        of one partition key stay in one lane, in order, and the lanes run concurrently. The
+        shard's checkpoint moves only once every lane is done (True), not if stopped (False).
+        """
+        first_seen = time.time()
+        if self._lanes is None:
+            return self._process_in_batches(shard_id, records, first_seen)
+        lanes: list[list[dict[str, Any]]] = [[] for _ in range(self.spec.parallelization)]
+        for record in records:
+            key = json.dumps(record["dynamodb"].get("Keys", {}), sort_keys=True)
+            lanes[zlib.crc32(key.encode()) % len(lanes)].append(record)
+        futures = [
+            self._lanes.submit(self._process_in_batches, shard_id, lane, first_seen)
+            for lane in lanes
+            if lane
+        ]
+        return all([future.result() for future in futures])
+
+    def _process_in_batches(
+        self, shard_id: str, records: list[dict[str, Any]], first_seen: float
+    ) -> bool:
+        size = self.spec.batch_size
+        return all(
+            self._process(shard_id, records[i : i + size], 0, first_seen)
+            for i in range(0, len(records), size)
+        )
+
     def _process(
         self, shard_id: str, batch: list[dict[str, Any]], attempts: int, first_seen: float
     ) -> bool:
@@ -264,7 +309,8 @@ class StreamPoller(_Poller):
         while batch:
             if self.stopping():
                 return False
-            self.batches_invoked += 1
+            with self._count_lock:
+                self.batches_invoked += 1
             failed_from = self._invoke_batch(batch)
             if failed_from is None:
                 return True

@@ -460,7 +460,7 @@ class Provisioner:
             {"EventSourceArn", "FunctionName", "BatchSize", "MaximumBatchingWindowInSeconds",
              "StartingPosition", "BisectBatchOnFunctionError", "MaximumRetryAttempts",
              "MaximumRecordAgeInSeconds", "FunctionResponseTypes", "DestinationConfig",
-             "FilterCriteria", "ScalingConfig", "Enabled"},
+             "FilterCriteria", "ScalingConfig", "Enabled", "ParallelizationFactor"},
         )  # fmt: skip
         function = next(
             (f for f in self.functions if props["FunctionName"] in (f.name, f.arn)), None
@@ -501,8 +501,18 @@ class Provisioner:
             filters=filters,
             max_concurrency=int(props.get("ScalingConfig", {}).get("MaximumConcurrency", 2)),
             enabled=bool(props.get("Enabled", True)),
+            parallelization=int(props.get("ParallelizationFactor", 1)),
         )
-        if is_queue and (spec.bisect or spec.max_retries >= 0 or spec.starting_position):
+        if not 1 <= spec.parallelization <= 10:
+            raise TemplateError(
+                f"{logical_id}: ParallelizationFactor {spec.parallelization} is outside 1-10"
+            )
+        if is_queue and (
+            spec.bisect
+            or spec.max_retries >= 0
+            or spec.starting_position
+            or spec.parallelization != 1
+        ):
             raise TemplateError(
                 f"{logical_id}: stream-only settings on an SQS mapping (AWS rejects them too)"
             )

@@ -124,9 +124,11 @@ def provisioned(ddb_url: str, moto_url: str) -> Iterator[ProvisionResult]:
         sfn.stop()
 
 
-def _mapping(result: ProvisionResult, kind: str) -> MappingSpec:
+def _mapping(result: ProvisionResult, kind: str, *, lanes: int = 1) -> MappingSpec:
+    """The provisioned mapping; a stream mapping with `lanes` parallel lanes (one by default,
+    so batch boundaries are predictable; the lanes have a test of their own)."""
     (spec,) = [m for m in result.mappings if (":sqs:" in m.source_arn) == (kind == "queue")]
-    return spec
+    return spec if kind == "queue" else dataclasses.replace(spec, parallelization=lanes)
 
 
 # -- Per-test resources -------------------------------------------------------------------------
@@ -390,7 +392,8 @@ def test_the_provisioned_mappings_carry_the_templates_settings(
     provisioned: ProvisionResult, sqs: Any
 ) -> None:
     # Given template.yaml provisioned as the runtime does it
-    stream, queue = _mapping(provisioned, "stream"), _mapping(provisioned, "queue")
+    stream = next(m for m in provisioned.mappings if ":sqs:" not in m.source_arn)
+    queue = _mapping(provisioned, "queue")
     failure_queue_arn = sqs.get_queue_attributes(
         QueueUrl=provisioned.outputs["StreamFailureQueueUrl"], AttributeNames=["QueueArn"]
     )["Attributes"]["QueueArn"]
@@ -402,6 +405,7 @@ def test_the_provisioned_mappings_carry_the_templates_settings(
         "TRIM_HORIZON",
     )
     assert (stream.bisect, stream.max_retries, stream.max_record_age) == (True, 5, 3600)
+    assert _mapping(provisioned, "stream", lanes=5) == stream  # ParallelizationFactor 5
     assert stream.report_item_failures is True
     assert stream.on_failure_arn == failure_queue_arn
     assert [f["eventName"] for f in stream.filters] == [["INSERT"], ["MODIFY"]]
@@ -726,3 +730,55 @@ def test_a_message_failing_every_time_lands_in_the_dlq_after_three_receives(
         "good4",
     ]
     assert dlq.counts() == (0, 0)
+
+
+# -- ParallelizationFactor ----------------------------------------------------------------------
+
+
+def test_parallel_lanes_keep_each_orders_records_in_order_and_run_at_once(
+    provisioned: ProvisionResult, table: Table, sqs: Any, tmp_path: Path
+) -> None:
+    # Given a stream mapping with ParallelizationFactor 4, batches of 2, no filters, and a
+    # function that takes a while per batch
+    spec = dataclasses.replace(
+        _mapping(provisioned, "stream", lanes=4), filters=[], batch_size=2, batching_window=0.5
+    )
+    in_flight = 0
+    most_at_once = 0
+    lock = threading.Lock()
+
+    def slow(records: list[dict[str, Any]], call: int) -> Any:
+        nonlocal in_flight, most_at_once
+        with lock:
+            in_flight += 1
+            most_at_once = max(most_at_once, in_flight)
+        time.sleep(0.2)
+        with lock:
+            in_flight -= 1
+        return {"batchItemFailures": []}
+
+    function = FakeFunction(slow)
+    # And 8 orders, each written three times (a status path), interleaved
+    order_ids = [f"o{i}" for i in range(8)]
+    for status in ("PENDING", "RESERVED", "PAID"):
+        for order_id in order_ids:
+            table.put(order_id, status)
+    checkpoints = Checkpoints(tmp_path / "checkpoints.json")
+    make = _stream_poller(spec, table, function, checkpoints, None, sqs)
+    # When the poller runs
+    with _running(make):
+        _until(lambda: len(function.all_keys()) >= 24, "all 24 records delivered")
+        last = table.records()[-1]["dynamodb"]["SequenceNumber"]
+        _until(lambda: _checkpointed(checkpoints, spec, table, last), "the checkpoint")
+    # Then every record came exactly once, each order's records in the order they were written
+    assert sorted(function.all_keys()) == sorted(order_ids * 3)
+    for order_id in order_ids:
+        statuses = [
+            r["dynamodb"]["NewImage"]["Status"]["S"]
+            for batch in function.calls
+            for r in batch
+            if _key(r) == order_id
+        ]
+        assert statuses == ["PENDING", "RESERVED", "PAID"]
+    # And batches of different lanes ran at the same time
+    assert most_at_once > 1

@@ -220,3 +220,22 @@ def test_resubmitted_order_reserves_again_with_a_new_attempt(store: DynamoStore)
     assert _stock(store, name) == 2
     statuses = [h.status for h in outcome.order.history]
     assert statuses == ["PENDING", "REJECTED", "PENDING", "RESERVED"]
+
+
+def test_a_stale_stream_image_never_reserves_on_old_data(store: DynamoStore) -> None:
+    # Given an order that was reserved, failed payment and was resubmitted (attempt 1 done)
+    name = _item(store, 10)
+    order = order_submit(store=store, customer_name="Ivy", items=[name])
+    first_image = store.order_get(order.order_id)  # PENDING, attempt 0
+    inventory_reserve(store=store, order_id=order.order_id)
+    inventory_release(store=store, order_id=order.order_id, reason="Payment failed: declined")
+    order_resubmit(store=store, order_id=order.order_id, actor="staff")
+    # When the first INSERT's image (PENDING, attempt 0) is delivered again
+    outcome = inventory_reserve(store=store, order_id=order.order_id, order=first_image)
+    # Then the order is reserved as its second attempt, from its current state, once
+    assert outcome.reserved_now
+    current = store.order_get(order.order_id)
+    assert current.attempt == 2 and outcome.order.attempt == 2
+    assert current.status == OrderStatus.RESERVED
+    assert [h.status for h in current.history] == [h.status for h in outcome.order.history]
+    assert _stock(store, name) == 9

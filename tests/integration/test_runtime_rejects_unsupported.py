@@ -45,7 +45,7 @@ def _add_bucket(template: dict[str, Any], definition: dict[str, Any]) -> None:
 
 
 def _parallelization(template: dict[str, Any], definition: dict[str, Any]) -> None:
-    _stream_event(template)["ParallelizationFactor"] = 2
+    _stream_event(template)["ParallelizationFactor"] = 11  # AWS allows 1 to 10
 
 
 def _tumbling_window(template: dict[str, Any], definition: dict[str, Any]) -> None:
@@ -85,7 +85,7 @@ CASES: dict[str, tuple[Change, list[str]]] = {
     "s3-bucket": (_add_bucket, ["AWS::S3::Bucket", "ArchiveBucket"]),
     "parallelization-factor": (
         _parallelization,
-        ["ParallelizationFactor", "OrderProcessingFunctionOrdersStream"],
+        ["ParallelizationFactor 11", "OrderProcessingFunctionOrdersStream"],
     ),
     "tumbling-window": (
         _tumbling_window,

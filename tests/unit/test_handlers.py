@@ -121,14 +121,8 @@ class FakeStore:
         )
         return self.order(order_id)
 
-    def reserve(
-        self,
-        order_id: str,
-        lines: Sequence[OrderLine],
-        reservation: Mapping[str, Any],
-        reason: str,
-        now: str,
-    ) -> Order:
+    def reserve(self, order: Order, reservation: Mapping[str, Any], reason: str, now: str) -> Order:
+        order_id, lines = order.order_id, order.lines
         if order_id in self.fail_reserve:
             raise self.fail_reserve[order_id]
         short = [
