@@ -12,7 +12,6 @@ import redis
 from orders_api.models import Limits
 from orders_api.ratelimit import RedisRateLimiter
 from pipeline.adapters.dynamodb import DynamoStore
-from pipeline.local.emulators import free_port
 from tests.integration.api.conftest import KeyMaker, all_orders, get_order, orders_of, post_order
 
 BODY = {"CustomerName": "Ann", "Items": ["laptop"]}
@@ -86,9 +85,11 @@ def test_concurrent_hits_never_exceed_the_bucket(limiter, redis_prefix: str):
     assert sum(admitted) == 50
 
 
-def test_unreachable_redis_is_reported_and_not_retried_at_once(redis_prefix: str):
+def test_unreachable_redis_is_reported_and_not_retried_at_once(
+    redis_prefix: str, refused_port: int
+):
     # Given a limiter whose Redis does not listen
-    down = RedisRateLimiter(f"redis://127.0.0.1:{free_port()}/0", timeout=0.2, retry_seconds=30)
+    down = RedisRateLimiter(f"redis://127.0.0.1:{refused_port}/0", timeout=0.2, retry_seconds=30)
     limits = Limits(50.0, 100, 10_000)
 
     # When it is asked twice
@@ -178,11 +179,12 @@ def test_redis_down_allows_by_default_and_counts_it(
     store: DynamoStore,
     make_key: KeyMaker,
     settings: Any,
+    refused_port: int,
     capsys: pytest.CaptureFixture[str],
 ):
     # Given Redis cannot be reached and the default policy ("allow")
     key, raw = make_key()
-    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+    settings.REDIS_URL = f"redis://127.0.0.1:{refused_port}/0"
     settings.RATE_LIMIT_REDIS_TIMEOUT = 0.2
     assert settings.RATE_LIMIT_ON_REDIS_ERROR == "allow"
     capsys.readouterr()
@@ -198,11 +200,11 @@ def test_redis_down_allows_by_default_and_counts_it(
 
 @pytest.mark.django_db
 def test_redis_down_with_deny_policy_gets_503_and_nothing_written(
-    api, store: DynamoStore, make_key: KeyMaker, settings: Any
+    api, store: DynamoStore, make_key: KeyMaker, settings: Any, refused_port: int
 ):
     # Given Redis cannot be reached and the portal is set to refuse then
     _, raw = make_key()
-    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+    settings.REDIS_URL = f"redis://127.0.0.1:{refused_port}/0"
     settings.RATE_LIMIT_REDIS_TIMEOUT = 0.2
     settings.RATE_LIMIT_ON_REDIS_ERROR = "deny"
     before = len(all_orders(store))

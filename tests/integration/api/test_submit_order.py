@@ -306,14 +306,13 @@ def test_non_json_content_type_gets_415(api, store: DynamoStore, make_key: KeyMa
 
 
 def test_unreachable_order_store_gets_503_not_500(
-    api, make_key: KeyMaker, monkeypatch: pytest.MonkeyPatch
+    api, make_key: KeyMaker, monkeypatch: pytest.MonkeyPatch, refused_port: int
 ):
     # Given the Orders table's endpoint is down
     from pipeline import aws
-    from pipeline.local.emulators import free_port
 
     _, raw = make_key()
-    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", f"http://127.0.0.1:{refused_port}")
     aws.reset_clients()
 
     # When an order is submitted

@@ -16,15 +16,15 @@ from operations.models import AuditLogEntry
 from pipeline import aws
 from pipeline.adapters.dynamodb import DynamoStore
 from pipeline.adapters.sqs import OrderQueue
-from pipeline.local.emulators import LOCAL_CREDENTIALS, LOCAL_REGION, free_port
+from pipeline.local.emulators import LOCAL_CREDENTIALS, LOCAL_REGION
 
 PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture(scope="session")
-def dead_endpoint() -> str:
+def dead_endpoint(refused_port: int) -> str:
     """A loopback address where nothing listens: what a stopped local runtime looks like."""
-    return f"http://127.0.0.1:{free_port()}"
+    return f"http://127.0.0.1:{refused_port}"
 
 
 @pytest.fixture(autouse=True)
