@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -74,6 +74,19 @@ class Shortage:
             "Available": self.available,
             "Problem": "UNKNOWN_ITEM" if self.unknown else "INSUFFICIENT_STOCK",
         }
+
+
+def find_shortages(
+    lines: Iterable[tuple[str, int]], available: Mapping[str, int]
+) -> list[Shortage]:
+    """Every (item, quantity) line the stock in `available` cannot cover; an item missing from
+    it is unknown. The one rule both the pre-check and the post-transaction re-read use."""
+    result = []
+    for item_name, quantity in lines:
+        stock = available.get(item_name)
+        if stock is None or stock < quantity:
+            result.append(Shortage(item_name, quantity, stock))
+    return result
 
 
 class InsufficientStock(PipelineError):

@@ -37,10 +37,11 @@ from pipeline.errors import (
     MessageNotFound,
     Shortage,
     describe_shortages,
+    find_shortages,
 )
 from pipeline.payments import MockPaymentGateway, refund_charge
 from pipeline.shipping import MockCarriers
-from pipeline.statuses import OrderStatus
+from pipeline.statuses import HOLDS_STOCK, OrderStatus
 
 # -- Submission -----------------------------------------------------------------------------------
 
@@ -116,17 +117,6 @@ class ReservationOutcome:
         return self.order.status == OrderStatus.RESERVED
 
 
-def _shortages(lines: tuple[OrderLine, ...], stock: Mapping[str, Any]) -> list[Shortage]:
-    result = []
-    for line in lines:
-        row = stock.get(line.item_name)
-        if row is None:
-            result.append(Shortage(line.item_name, line.quantity, None))
-        elif row.stock < line.quantity:
-            result.append(Shortage(line.item_name, line.quantity, row.stock))
-    return result
-
-
 def inventory_reserve(
     *, store: DynamoStore, order_id: str, now: str | None = None, order: Order | None = None
 ) -> ReservationOutcome:
@@ -153,7 +143,10 @@ def inventory_reserve(
 def _reserve_pending(store: DynamoStore, order: Order, now: str) -> ReservationOutcome:
     order_id = order.order_id
     stock = store.inventory_get_many(line.item_name for line in order.lines)
-    short = _shortages(order.lines, stock)
+    short = find_shortages(
+        ((line.item_name, line.quantity) for line in order.lines),
+        {name: row.stock for name, row in stock.items()},
+    )
     if short:
         rejected = order_reject(store=store, order_id=order_id, shortages=short, now=now)
         return ReservationOutcome(rejected.order, reserved_now=False, rejected_now=rejected.changed)
@@ -210,7 +203,7 @@ def inventory_release(
     holds no stock (never reserved, or released already) is returned unchanged.
     """
     order = store.order_get(order_id)
-    if order.status != OrderStatus.RESERVED:
+    if order.status not in HOLDS_STOCK:
         return StepOutcome(order, changed=False)
     lines = [
         OrderLine(line["ItemName"], int(line["Quantity"]))

@@ -22,6 +22,7 @@ from pipeline.errors import (
     OrderNotFound,
     ReservationContention,
     Shortage,
+    find_shortages,
 )
 from pipeline.statuses import OrderStatus, sources_of
 
@@ -309,13 +310,6 @@ class DynamoStore:
             kwargs["ExclusiveStartKey"] = serialize(cursor)
         return self._page(self.client.query(**kwargs))
 
-    def orders_scan(self, *, limit: int = 50, cursor: dict[str, Any] | None = None) -> Page:
-        """Orders in table order (for listings without a filter)."""
-        kwargs: dict[str, Any] = {"TableName": self.orders_table, "Limit": limit}
-        if cursor:
-            kwargs["ExclusiveStartKey"] = serialize(cursor)
-        return self._page(self.client.scan(**kwargs))
-
     @staticmethod
     def _page(response: Mapping[str, Any]) -> Page:
         items = [Order.from_item(deserialize(i)) for i in response.get("Items", [])]
@@ -416,14 +410,10 @@ class DynamoStore:
     def shortages(self, lines: Sequence[OrderLine]) -> list[Shortage]:
         """Every line that the current stock cannot cover (strongly consistent read)."""
         rows = self.inventory_get_many(line.item_name for line in lines)
-        result = []
-        for line in lines:
-            row = rows.get(line.item_name)
-            if row is None:
-                result.append(Shortage(line.item_name, line.quantity, None))
-            elif row.stock < line.quantity:
-                result.append(Shortage(line.item_name, line.quantity, row.stock))
-        return result
+        return find_shortages(
+            ((line.item_name, line.quantity) for line in lines),
+            {name: row.stock for name, row in rows.items()},
+        )
 
     def reserve(self, order: Order, reservation: Mapping[str, Any], reason: str, now: str) -> Order:
         """Decrement stock for every line and move the order PENDING -> RESERVED, in one

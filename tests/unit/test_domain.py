@@ -760,3 +760,14 @@ def test_validate_shipping_address_refuses_non_objects(raw: object) -> None:
         validate_shipping_address(raw)
     # Then the error is on the field itself
     assert set(info.value.errors) == {"ShippingAddress"}
+
+
+def test_find_shortages_names_unknown_and_short_lines_only() -> None:
+    # Given stock for two items and an order of three lines
+    from pipeline.errors import Shortage, find_shortages
+
+    available = {"laptop": 2, "mouse": 10}
+    # When the lines are checked
+    short = find_shortages([("laptop", 3), ("mouse", 10), ("unicorn", 1)], available)
+    # Then the short and the unknown lines are named, the covered one is not
+    assert short == [Shortage("laptop", 3, 2), Shortage("unicorn", 1, None)]
