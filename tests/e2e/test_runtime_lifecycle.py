@@ -411,8 +411,13 @@ def first_life(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstLife]:
     try:
         order_id = _submit_and_ship(runtime, "Grace Hopper")
         dynamodb, sfn = runtime.client("dynamodb"), runtime.client("stepfunctions")
-        execution = sfn.describe_execution(
-            executionArn=_execution_arn(runtime.env["STATE_MACHINE_ARN"], order_id)
+        arn = _execution_arn(runtime.env["STATE_MACHINE_ARN"], order_id)
+        # The order is SHIPPED by the ShipOrder task; its workflow reaches its Succeed state a
+        # moment later (longer on a busy machine), so wait for that rather than race it.
+        execution = _until(
+            lambda: (e := sfn.describe_execution(executionArn=arn))["status"] != "RUNNING" and e,
+            "the order's workflow to finish",
+            30,
         )
         assert execution["status"] == "SUCCEEDED"
         life = FirstLife(
