@@ -25,13 +25,13 @@ from decimal import Decimal
 from pathlib import Path
 
 from pipeline import aws, wiring
-from pipeline.adapters.dynamodb import DynamoStore, InventoryItem, deserialize
-from pipeline.domain import Order
+from pipeline.adapters.dynamodb import DynamoStore, deserialize
+from pipeline.domain import InventoryItem, Order
 from pipeline.local.emulators import REPO_ROOT
 from pipeline.local.envfile import read_env_file
 from pipeline.local.runtime import DEFAULT_PORTS
+from pipeline.orders import order_submit
 from pipeline.statuses import FINAL_STATUSES, OrderStatus
-from pipeline.usecases import order_submit
 
 
 def _when(stamp: str) -> float:

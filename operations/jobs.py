@@ -15,7 +15,7 @@ from django.utils import timezone
 from operations.audit import Action, Outcome, actor_name, record
 from operations.models import ReplayJob
 from pipeline import wiring
-from pipeline.usecases import ReplayResult, dlq_replay
+from pipeline.dlq import ReplayResult, dlq_replay
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from django.conf import settings
 from operations.audit import Action, Outcome, record
 from operations.jobs import run_replay_job
 from pipeline import wiring
-from pipeline.usecases import fulfilment_requeue_stranded
+from pipeline.fulfilment import fulfilment_requeue_stranded
 
 log = logging.getLogger(__name__)
 

@@ -31,8 +31,8 @@ from orders_api.serializers import (
 )
 from pipeline import wiring
 from pipeline.errors import InvalidOrder, OrderAlreadyExists
+from pipeline.orders import order_submit
 from pipeline.statuses import OrderStatus
-from pipeline.usecases import order_submit
 
 log = logging.getLogger(__name__)
 SUBMITTED = "Order submitted successfully"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pipeline.adapters.dynamodb import DynamoStore
-from pipeline.adapters.sqs import OrderQueue
+from pipeline.adapters.mock_carriers import MockCarriers
+from pipeline.adapters.mock_payments import MockPaymentGateway
+from pipeline.adapters.sqs import SqsQueue
 from pipeline.adapters.stepfunctions import FulfilmentWorkflow
 from pipeline.config import PipelineSettings
 
@@ -14,25 +16,35 @@ def dynamo_store(settings: PipelineSettings | None = None) -> DynamoStore:
     return DynamoStore(settings.require("orders_table"), settings.require("inventory_table"))
 
 
-def orders_queue(settings: PipelineSettings | None = None) -> OrderQueue:
+def orders_queue(settings: PipelineSettings | None = None) -> SqsQueue:
     """The Orders queue."""
     settings = settings or PipelineSettings.from_env()
-    return OrderQueue(settings.require("orders_queue_url"))
+    return SqsQueue(settings.require("orders_queue_url"))
 
 
-def dead_letter_queue(settings: PipelineSettings | None = None) -> OrderQueue:
+def dead_letter_queue(settings: PipelineSettings | None = None) -> SqsQueue:
     """The Orders queue's dead-letter queue."""
     settings = settings or PipelineSettings.from_env()
-    return OrderQueue(settings.require("dlq_url"))
+    return SqsQueue(settings.require("dlq_url"))
 
 
-def stream_failure_queue(settings: PipelineSettings | None = None) -> OrderQueue:
+def stream_failure_queue(settings: PipelineSettings | None = None) -> SqsQueue:
     """Where the stream mapping describes the batches it gave up on."""
     settings = settings or PipelineSettings.from_env()
-    return OrderQueue(settings.require("stream_failure_queue_url"))
+    return SqsQueue(settings.require("stream_failure_queue_url"))
 
 
 def fulfilment_workflow(settings: PipelineSettings | None = None) -> FulfilmentWorkflow:
     """The fulfilment state machine."""
     settings = settings or PipelineSettings.from_env()
     return FulfilmentWorkflow(settings.require("state_machine_arn"))
+
+
+def payment_gateway() -> MockPaymentGateway:
+    """The payment gateway, configured by PAYMENT_* variables."""
+    return MockPaymentGateway.from_env()
+
+
+def carriers() -> MockCarriers:
+    """The shipping carriers, configured by SHIPPING_* variables."""
+    return MockCarriers.from_env()

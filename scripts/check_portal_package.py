@@ -31,7 +31,7 @@ REQUIRED = (
     "portal/wsgi.py",
     "orders_api/views.py",
     "orders_api/migrations/0001_initial.py",
-    "pipeline/usecases.py",
+    "pipeline/orders.py",
     "django/__init__.py",
     "rest_framework/__init__.py",
     "rest_framework_api_key/__init__.py",

@@ -9,7 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline import wiring
-from pipeline.usecases import failure_reason, order_flag_for_review
+from pipeline.fulfilment import failure_reason, order_flag_for_review
 
 logger = Logger()
 tracer = Tracer()

@@ -16,7 +16,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline import wiring
 from pipeline.domain import Order
-from pipeline.usecases import fulfilment_request, inventory_reserve
+from pipeline.fulfilment import fulfilment_request
+from pipeline.reservation import inventory_reserve
 
 logger = Logger()
 tracer = Tracer()

@@ -11,8 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pipeline import wiring
 from pipeline.domain import to_json
 from pipeline.errors import PaymentDeclined, PaymentGatewayUnavailable
-from pipeline.payments import MockPaymentGateway
-from pipeline.usecases import payment_charge
+from pipeline.fulfilment import payment_charge
 
 logger = Logger()
 tracer = Tracer()
@@ -30,7 +29,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         order = payment_charge(
             store=wiring.dynamo_store(),
-            gateway=MockPaymentGateway.from_env(),
+            gateway=wiring.payment_gateway(),
             order_id=order_id,
             retry_count=int(event.get("RetryCount", 0)),
         )

@@ -9,8 +9,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline import wiring
+from pipeline.fulfilment import failure_reason
+from pipeline.reservation import inventory_release
 from pipeline.statuses import OrderStatus
-from pipeline.usecases import failure_reason, inventory_release
 
 logger = Logger()
 tracer = Tracer()

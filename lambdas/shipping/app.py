@@ -11,8 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pipeline import wiring
 from pipeline.domain import to_json
 from pipeline.errors import AddressRejected, CarrierUnavailable
-from pipeline.shipping import MockCarriers
-from pipeline.usecases import shipment_create
+from pipeline.fulfilment import shipment_create
 
 logger = Logger()
 tracer = Tracer()
@@ -29,7 +28,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(order_id=order_id)
     try:
         order = shipment_create(
-            store=wiring.dynamo_store(), carriers=MockCarriers.from_env(), order_id=order_id
+            store=wiring.dynamo_store(), carriers=wiring.carriers(), order_id=order_id
         )
     except (CarrierUnavailable, AddressRejected) as exc:
         metrics.add_metric("ShipmentFailures", MetricUnit.Count, 1)

@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline import wiring
-from pipeline.usecases import fulfilment_start, parse_fulfilment_message
+from pipeline.fulfilment import fulfilment_start, parse_fulfilment_message
 
 logger = Logger()
 tracer = Tracer()

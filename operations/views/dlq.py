@@ -18,8 +18,9 @@ from operations.models import ReplayJob
 from operations.status import attempt
 from operations.web import carry_out, ops_render, staff_required
 from pipeline import wiring
+from pipeline.dlq import DeadLetter, dlq_discard, dlq_peek
 from pipeline.errors import MessageNotFound
-from pipeline.usecases import DeadLetter, dlq_discard, dlq_peek, parse_fulfilment_message
+from pipeline.fulfilment import parse_fulfilment_message
 
 CRUMBS = [("Dead-letter queue", "operations:dlq")]
 

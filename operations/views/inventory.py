@@ -15,14 +15,14 @@ from operations.forms import InventoryCreateForm, InventoryEditForm, ReasonForm,
 from operations.status import attempt
 from operations.web import carry_out, money, ops_render, staff_required
 from pipeline import wiring
-from pipeline.adapters.dynamodb import InventoryItem
+from pipeline.domain import InventoryItem
 from pipeline.errors import (
     InsufficientStock,
     InvalidInventoryItem,
     InventoryItemExists,
     InventoryItemNotFound,
 )
-from pipeline.usecases import (
+from pipeline.inventory import (
     inventory_adjust_stock,
     inventory_create,
     inventory_remove,

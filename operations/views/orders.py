@@ -25,13 +25,9 @@ from pipeline import wiring
 from pipeline.adapters.dynamodb import DynamoStore
 from pipeline.domain import Order, execution_name
 from pipeline.errors import InvalidTransition, OrderNotFound
+from pipeline.fulfilment import fulfilment_requeue_stranded
+from pipeline.orders import order_cancel, order_resolve_shipped, order_resubmit
 from pipeline.statuses import OrderStatus, sources_of
-from pipeline.usecases import (
-    fulfilment_requeue_stranded,
-    order_cancel,
-    order_resolve_shipped,
-    order_resubmit,
-)
 
 # Where staff start: the orders that wait for a person.
 DEFAULT_STATUS = OrderStatus.MANUAL_INTERVENTION

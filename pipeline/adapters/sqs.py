@@ -1,32 +1,17 @@
-"""The Orders queue and its dead-letter queue: sending reserved orders, reading and replaying."""
+"""SQS queues: sending, receiving, releasing and measuring the messages of one queue."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from pipeline import aws
+from pipeline.ports import QueueMessage
 
 
-@dataclass(frozen=True)
-class QueueMessage:
-    """A message read from a queue, with what is needed to delete it."""
-
-    message_id: str
-    receipt_handle: str
-    body: str
-    attributes: Mapping[str, str]
-
-    @property
-    def receive_count(self) -> int:
-        """How many times SQS has handed this message out."""
-        return int(self.attributes.get("ApproximateReceiveCount", "0"))
-
-
-class OrderQueue:
-    """One SQS queue; the Orders queue and its DLQ are both this."""
+class SqsQueue:
+    """Any one SQS queue: the Orders queue, its DLQ and the stream-failure queue are all this."""
 
     def __init__(self, queue_url: str, client: Any | None = None):
         self.queue_url = queue_url

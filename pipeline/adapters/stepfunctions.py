@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from pipeline import aws
-
-
-@dataclass(frozen=True)
-class StartResult:
-    """The execution that handles an order attempt and whether this call created it."""
-
-    execution_arn: str
-    started: bool
+from pipeline.ports import StartResult
 
 
 class FulfilmentWorkflow:

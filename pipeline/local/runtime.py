@@ -16,7 +16,7 @@ import boto3
 from botocore.config import Config
 
 from pipeline.adapters.dynamodb import DynamoStore
-from pipeline.adapters.sqs import OrderQueue
+from pipeline.adapters.sqs import SqsQueue
 from pipeline.adapters.stepfunctions import FulfilmentWorkflow
 from pipeline.config import (
     ENV_INVENTORY_TABLE,
@@ -25,6 +25,7 @@ from pipeline.config import (
     ENV_STATE_MACHINE_ARN,
     STACK_OUTPUT_ENV,
 )
+from pipeline.fulfilment import fulfilment_requeue_stranded
 from pipeline.local.cfn import load_template, sam_to_cloudformation
 from pipeline.local.emulators import (
     LOCAL_ACCOUNT_ID,
@@ -46,7 +47,6 @@ from pipeline.local.provisioner import Provisioner, ProvisionResult
 from pipeline.local.stepfunctions.asl import TaskFailure
 from pipeline.local.stepfunctions.server import StepFunctionsServer
 from pipeline.local.telemetry import AlarmEvaluator, FunctionLogs, MetricsPublisher
-from pipeline.usecases import fulfilment_requeue_stranded
 
 log = logging.getLogger("pipeline.local")
 
@@ -260,7 +260,7 @@ class LocalRuntime:
             workflow=FulfilmentWorkflow(
                 env[ENV_STATE_MACHINE_ARN], client=clients["stepfunctions"]
             ),
-            queue=OrderQueue(env[ENV_ORDERS_QUEUE_URL], client=clients["sqs"]),
+            queue=SqsQueue(env[ENV_ORDERS_QUEUE_URL], client=clients["sqs"]),
         )
         if requeued:
             self._say(f"re-queued {len(requeued)} reserved order(s) whose queue message was lost")

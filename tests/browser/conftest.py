@@ -14,7 +14,7 @@ import redis
 from django.conf import settings as django_settings
 from django.db import connection, connections
 
-from pipeline.adapters.sqs import OrderQueue
+from pipeline.adapters.sqs import SqsQueue
 from tests.integration.api.servers import PortalServer, start_portal, stop_portal
 from tests.integration.ops.celery_procs import start_worker, stop, unique_queue
 from tests.integration.ops.conftest import drain
@@ -77,9 +77,9 @@ def page(chromium_path: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
 
 
 @pytest.fixture
-def dlq(runtime_env: dict[str, str]) -> Iterator[OrderQueue]:
+def dlq(runtime_env: dict[str, str]) -> Iterator[SqsQueue]:
     """The runtime's dead-letter queue, emptied before and after."""
-    queue = OrderQueue(runtime_env["ORDERS_DLQ_URL"])
+    queue = SqsQueue(runtime_env["ORDERS_DLQ_URL"])
     drain(queue)
     yield queue
     drain(queue)

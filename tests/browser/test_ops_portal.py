@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 from operations.models import AuditLogEntry
 from orders_api.models import ClientAPIKey
 from pipeline import wiring
-from pipeline.adapters.sqs import OrderQueue
+from pipeline.adapters.sqs import SqsQueue
 from pipeline.statuses import OrderStatus
 from tests.integration.api.servers import PortalServer
 from tests.integration.ops.test_orders import stranded_order, wait_for_status
@@ -45,7 +45,7 @@ def reload_until(page: Any, selector: str, text: str, timeout: float = 90) -> No
 
 
 def test_staff_manage_inventory_follow_an_order_and_replay_the_dlq(
-    page: Any, portal: PortalServer, dlq: OrderQueue
+    page: Any, portal: PortalServer, dlq: SqsQueue
 ):
     base = portal.url
     store = wiring.dynamo_store()

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from pipeline import aws, wiring
-from pipeline.adapters.dynamodb import DynamoStore, InventoryItem
-from pipeline.domain import Order, execution_name
+from pipeline.adapters.dynamodb import DynamoStore
+from pipeline.domain import InventoryItem, Order, execution_name
+from pipeline.orders import order_submit
 from pipeline.statuses import FINAL_STATUSES, OrderStatus
-from pipeline.usecases import order_submit
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

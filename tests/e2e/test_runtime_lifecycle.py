@@ -21,13 +21,14 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from pipeline.adapters.dynamodb import DynamoStore, InventoryItem
+from pipeline.adapters.dynamodb import DynamoStore
 from pipeline.config import STACK_OUTPUT_ENV
+from pipeline.domain import InventoryItem
 from pipeline.local.emulators import REPO_ROOT, port_open
 from pipeline.local.envfile import read_env_file
 from pipeline.local.runtime import DEFAULT_PORTS
+from pipeline.orders import order_submit
 from pipeline.statuses import OrderStatus
-from pipeline.usecases import order_submit
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from pipeline import aws, wiring
-from pipeline.adapters.dynamodb import InventoryItem
+from pipeline.domain import InventoryItem
 from pipeline.local.emulators import REPO_ROOT
 from pipeline.local.envfile import read_env_file
 from pipeline.local.runtime import DEFAULT_PORTS
+from pipeline.orders import order_submit
 from pipeline.statuses import FINAL_STATUSES, OrderStatus
-from pipeline.usecases import order_submit
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -13,8 +13,8 @@ import pytest
 
 from pipeline.adapters.dynamodb import DynamoStore
 from pipeline.domain import Order, OrderLine, execution_name
+from pipeline.fulfilment import fulfilment_requeue_stranded
 from pipeline.statuses import OrderStatus
-from pipeline.usecases import fulfilment_requeue_stranded
 
 pytestmark = pytest.mark.integration
 

@@ -9,16 +9,12 @@ from decimal import Decimal
 
 import pytest
 
-from pipeline.adapters.dynamodb import DynamoStore, InventoryItem
+from pipeline.adapters.dynamodb import DynamoStore
+from pipeline.domain import InventoryItem
 from pipeline.errors import InvalidTransition, OrderAlreadyExists
+from pipeline.orders import order_cancel, order_resubmit, order_submit
+from pipeline.reservation import inventory_release, inventory_reserve
 from pipeline.statuses import OrderStatus
-from pipeline.usecases import (
-    inventory_release,
-    inventory_reserve,
-    order_cancel,
-    order_resubmit,
-    order_submit,
-)
 
 pytestmark = pytest.mark.integration
 

@@ -18,9 +18,8 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from botocore.exceptions import ClientError
 
 from pipeline import aws
-from pipeline.adapters.dynamodb import InventoryItem, deserialize
-from pipeline.adapters.stepfunctions import StartResult
-from pipeline.domain import Order, OrderLine
+from pipeline.adapters.dynamodb import deserialize
+from pipeline.domain import InventoryItem, Order, OrderLine
 from pipeline.errors import (
     InsufficientStock,
     InvalidTransition,
@@ -28,6 +27,7 @@ from pipeline.errors import (
     ReservationContention,
     Shortage,
 )
+from pipeline.ports import StartResult
 from pipeline.statuses import OrderStatus, sources_of
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from pipeline.adapters.dynamodb import DynamoStore, InventoryItem
-from pipeline.adapters.sqs import QueueMessage
+from pipeline.adapters.dynamodb import DynamoStore
+from pipeline.dlq import dlq_discard, dlq_peek, dlq_replay
+from pipeline.domain import InventoryItem
 from pipeline.errors import (
     InsufficientStock,
     InvalidInventoryItem,
@@ -21,15 +22,9 @@ from pipeline.errors import (
     MessageNotFound,
     Shortage,
 )
+from pipeline.inventory import inventory_adjust_stock, inventory_create, inventory_update_details
+from pipeline.ports import QueueMessage
 from pipeline.statuses import OrderStatus
-from pipeline.usecases import (
-    dlq_discard,
-    dlq_peek,
-    dlq_replay,
-    inventory_adjust_stock,
-    inventory_create,
-    inventory_update_details,
-)
 
 # -- Fakes ------------------------------------------------------------------------------------
 

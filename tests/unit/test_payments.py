@@ -1,4 +1,4 @@
-"""Unit tests of pipeline.payments: the mock gateway's test tokens, rates, determinism, refunds."""
+"""Unit tests of the mock payment gateway: test tokens, rates, determinism, refunds."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ from decimal import Decimal
 
 import pytest
 
-from pipeline.errors import PaymentDeclined, PaymentGatewayUnavailable
-from pipeline.payments import (
+from pipeline.adapters.mock_payments import (
     TOKEN_APPROVE,
     TOKEN_DECLINE,
     TOKEN_UNAVAILABLE,
-    Charge,
     MockPaymentGateway,
     refund_charge,
 )
+from pipeline.errors import PaymentDeclined, PaymentGatewayUnavailable
+from pipeline.ports import Charge
 
 AMOUNT = Decimal("1049.97")
 SEED = "unit-tests"

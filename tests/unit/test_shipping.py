@@ -1,4 +1,4 @@
-"""Unit tests of pipeline.shipping: carrier rules, delivery dates, tracking numbers, failures."""
+"""Unit tests of the mock carriers: carrier rules, delivery dates, tracking numbers, failures."""
 
 from __future__ import annotations
 
@@ -9,19 +9,19 @@ from decimal import Decimal
 
 import pytest
 
-from pipeline.errors import AddressRejected, CarrierUnavailable
-from pipeline.shipping import (
+from pipeline.adapters.mock_carriers import (
     CARRIER_DOWN_POSTCODE,
     FEDEX_PRIORITY,
     UNDELIVERABLE_POSTCODE,
     UPS_GROUND,
     USPS_GROUND,
     MockCarriers,
-    Shipment,
     add_business_days,
     select_service,
     tracking_number,
 )
+from pipeline.errors import AddressRejected, CarrierUnavailable
+from pipeline.ports import Shipment
 
 FRIDAY = date(2024, 5, 3)
 ADDRESS = {"Line1": "1 Main St", "City": "Springfield", "PostalCode": "12345"}

@@ -11,9 +11,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from operations.audit import Action, Outcome, record
 from operations.jobs import replay_summary
 from pipeline import wiring
-from pipeline.adapters.sqs import QueueMessage
 from pipeline.config import MissingSetting
-from pipeline.usecases import ReplayResult, dlq_peek, dlq_replay, parse_fulfilment_message
+from pipeline.dlq import ReplayResult, dlq_peek, dlq_replay
+from pipeline.fulfilment import parse_fulfilment_message
+from pipeline.ports import QueueMessage
 
 # A dry run lists at most this many messages when no --limit is given.
 DRY_RUN_MAX = 1000

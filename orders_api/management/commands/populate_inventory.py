@@ -8,8 +8,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from pipeline import wiring
-from pipeline.adapters.dynamodb import InventoryItem
 from pipeline.config import MissingSetting
+from pipeline.domain import InventoryItem
 
 # The seed's laptop, mouse and keyboard first, then a shop's worth more. Prices are Decimal:
 # DynamoDB refuses floats (the seed's "Float types not supported" trap).

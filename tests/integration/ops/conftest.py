@@ -15,7 +15,7 @@ from django.test import Client
 from operations.models import AuditLogEntry
 from pipeline import aws
 from pipeline.adapters.dynamodb import DynamoStore
-from pipeline.adapters.sqs import OrderQueue
+from pipeline.adapters.sqs import SqsQueue
 from pipeline.local.emulators import LOCAL_CREDENTIALS, LOCAL_REGION
 
 PASSWORD = "correct horse battery staple"
@@ -89,7 +89,7 @@ def sqs_client(env: dict[str, str]) -> Any:
     )
 
 
-def drain(queue: OrderQueue) -> list[str]:
+def drain(queue: SqsQueue) -> list[str]:
     """Receive and delete everything visible in `queue`; return the bodies."""
     bodies = []
     while True:
@@ -102,9 +102,9 @@ def drain(queue: OrderQueue) -> list[str]:
 
 
 @pytest.fixture
-def dlq(runtime_env: dict[str, str]) -> Iterator[OrderQueue]:
+def dlq(runtime_env: dict[str, str]) -> Iterator[SqsQueue]:
     """The runtime's dead-letter queue, emptied before and after the test."""
-    queue = OrderQueue(runtime_env["ORDERS_DLQ_URL"])
+    queue = SqsQueue(runtime_env["ORDERS_DLQ_URL"])
     drain(queue)
     yield queue
     drain(queue)
@@ -113,11 +113,11 @@ def dlq(runtime_env: dict[str, str]) -> Iterator[OrderQueue]:
 @pytest.fixture
 def scratch_queue(
     runtime_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> Iterator[OrderQueue]:
+) -> Iterator[SqsQueue]:
     """A queue of this test's own standing in for the Orders queue (ORDERS_QUEUE_URL points at
     it), so replayed messages can be counted before any consumer takes them."""
     sqs = sqs_client(runtime_env)
     url = sqs.create_queue(QueueName=f"ops-target-{uuid.uuid4().hex[:10]}")["QueueUrl"]
     monkeypatch.setenv("ORDERS_QUEUE_URL", url)
-    yield OrderQueue(url)
+    yield SqsQueue(url)
     sqs.delete_queue(QueueUrl=url)

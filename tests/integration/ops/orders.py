@@ -6,18 +6,13 @@ import uuid
 from collections.abc import Sequence
 from decimal import Decimal
 
-from pipeline.adapters.dynamodb import DynamoStore, InventoryItem
-from pipeline.domain import Order
+from pipeline.adapters.dynamodb import DynamoStore
+from pipeline.domain import InventoryItem, Order
 from pipeline.errors import Shortage
+from pipeline.fulfilment import order_flag_for_review
+from pipeline.orders import order_cancel, order_submit
+from pipeline.reservation import inventory_release, inventory_reserve, order_reject
 from pipeline.statuses import OrderStatus
-from pipeline.usecases import (
-    inventory_release,
-    inventory_reserve,
-    order_cancel,
-    order_flag_for_review,
-    order_reject,
-    order_submit,
-)
 
 
 def unique(prefix: str) -> str:

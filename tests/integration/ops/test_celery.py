@@ -18,7 +18,7 @@ from django.test import Client
 from operations.models import AuditLogEntry, ReplayJob
 from operations.tasks import requeue_stranded_orders
 from pipeline import wiring
-from pipeline.adapters.sqs import OrderQueue
+from pipeline.adapters.sqs import SqsQueue
 from pipeline.statuses import OrderStatus
 from portal.celery import app
 from tests.integration.ops.celery_procs import (
@@ -95,7 +95,7 @@ def wait_done(job: ReplayJob, timeout: float = 60) -> ReplayJob:
 
 
 def test_a_worker_process_runs_the_replay_and_the_page_shows_its_summary(
-    staff: Client, dlq: OrderQueue, scratch_queue: OrderQueue, worker: CeleryProcess
+    staff: Client, dlq: SqsQueue, scratch_queue: SqsQueue, worker: CeleryProcess
 ):
     # Given three messages in the DLQ and a Celery worker running beside the portal
     messages = fill(dlq)
@@ -122,7 +122,7 @@ def test_a_worker_process_runs_the_replay_and_the_page_shows_its_summary(
 
 
 def test_a_job_waits_visibly_while_no_worker_runs(
-    staff: Client, dlq: OrderQueue, queue: str, scratch_queue: OrderQueue
+    staff: Client, dlq: SqsQueue, queue: str, scratch_queue: SqsQueue
 ):
     # Given a message and no worker on the queue
     fill(dlq)

@@ -17,7 +17,7 @@ from kombu.exceptions import OperationalError
 from operations.models import AuditLogEntry, ReplayJob
 from operations.tasks import replay_dlq
 from pipeline import wiring
-from pipeline.adapters.sqs import OrderQueue
+from pipeline.adapters.sqs import SqsQueue
 from pipeline.domain import Order, OrderLine
 from pipeline.statuses import OrderStatus
 from tests.integration.ops.conftest import drain, last_audit
@@ -39,7 +39,7 @@ def cancelled_order() -> Order:
     return order
 
 
-def fill(dlq: OrderQueue) -> dict[str, str]:
+def fill(dlq: SqsQueue) -> dict[str, str]:
     """Three dead letters: two fulfilment requests for real orders and one unreadable body.
     Return message id -> body."""
     bodies = [
@@ -58,7 +58,7 @@ def replay(client: Client, **data: Any) -> tuple[ReplayJob, str]:
     return ReplayJob.objects.get(pk=job_id), response.content.decode()
 
 
-def visible(queue: OrderQueue) -> int:
+def visible(queue: SqsQueue) -> int:
     return queue.depth()["visible"]
 
 
@@ -66,7 +66,7 @@ def visible(queue: OrderQueue) -> int:
 
 
 def test_the_dlq_page_lists_messages_with_their_orders_and_leaves_them_there(
-    staff: Client, dlq: OrderQueue
+    staff: Client, dlq: SqsQueue
 ):
     # Given three messages in the DLQ
     messages = fill(dlq)
@@ -110,7 +110,7 @@ def test_with_the_dlq_unreachable_the_page_says_so(
 
 
 def test_replaying_all_moves_every_message_and_shows_the_summary(
-    staff: Client, dlq: OrderQueue, scratch_queue: OrderQueue, staff_user: Any
+    staff: Client, dlq: SqsQueue, scratch_queue: SqsQueue, staff_user: Any
 ):
     # Given three messages in the DLQ
     messages = fill(dlq)
@@ -138,7 +138,7 @@ def test_replaying_all_moves_every_message_and_shows_the_summary(
 
 
 def test_replaying_selected_messages_moves_only_those_and_leaves_the_rest_visible(
-    staff: Client, dlq: OrderQueue, scratch_queue: OrderQueue
+    staff: Client, dlq: SqsQueue, scratch_queue: SqsQueue
 ):
     # Given three messages, one of them selected on the page
     messages = fill(dlq)
@@ -158,7 +158,7 @@ def test_replaying_selected_messages_moves_only_those_and_leaves_the_rest_visibl
 
 
 def test_a_replay_limit_stops_after_that_many(
-    staff: Client, dlq: OrderQueue, scratch_queue: OrderQueue
+    staff: Client, dlq: SqsQueue, scratch_queue: SqsQueue
 ):
     # Given three messages
     fill(dlq)
@@ -174,7 +174,7 @@ def test_a_replay_limit_stops_after_that_many(
 
 def test_a_replay_that_cannot_send_leaves_every_message_in_the_dlq(
     staff: Client,
-    dlq: OrderQueue,
+    dlq: SqsQueue,
     runtime_env: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
 ):
@@ -200,7 +200,7 @@ def test_a_replay_that_cannot_send_leaves_every_message_in_the_dlq(
     assert (entry.outcome, entry.detail["failed"]) == (Outcome.FAILED, 3)
 
 
-def test_a_replay_needs_a_reason_and_a_selection(staff: Client, dlq: OrderQueue):
+def test_a_replay_needs_a_reason_and_a_selection(staff: Client, dlq: SqsQueue):
     # Given a message
     fill(dlq)
 
@@ -220,7 +220,7 @@ def test_a_replay_needs_a_reason_and_a_selection(staff: Client, dlq: OrderQueue)
 
 
 def test_a_replay_that_cannot_reach_the_broker_fails_at_once_and_says_so(
-    staff: Client, dlq: OrderQueue, monkeypatch: pytest.MonkeyPatch
+    staff: Client, dlq: SqsQueue, monkeypatch: pytest.MonkeyPatch
 ):
     # Given a broker that refuses the job (as kombu does when Redis is down)
     fill(dlq)
@@ -240,7 +240,7 @@ def test_a_replay_that_cannot_reach_the_broker_fails_at_once_and_says_so(
     assert last_audit().outcome == Outcome.FAILED
 
 
-def test_the_job_progress_is_served_as_json(staff: Client, dlq: OrderQueue, scratch_queue):
+def test_the_job_progress_is_served_as_json(staff: Client, dlq: SqsQueue, scratch_queue):
     # Given a finished replay
     fill(dlq)
     job, _ = replay(staff, all="1")
@@ -261,7 +261,7 @@ def test_the_job_progress_is_served_as_json(staff: Client, dlq: OrderQueue, scra
     }
 
 
-def test_a_replayed_message_takes_its_stranded_order_on_to_shipping(staff: Client, dlq: OrderQueue):
+def test_a_replayed_message_takes_its_stranded_order_on_to_shipping(staff: Client, dlq: SqsQueue):
     # Given a RESERVED order whose fulfilment message ended in the DLQ
     store = wiring.dynamo_store()
     order = stranded_order(store, make_item(store))
@@ -280,7 +280,7 @@ def test_a_replayed_message_takes_its_stranded_order_on_to_shipping(staff: Clien
 
 
 def test_deleting_a_message_after_confirmation_removes_only_that_one(
-    staff: Client, dlq: OrderQueue, staff_user: Any
+    staff: Client, dlq: SqsQueue, staff_user: Any
 ):
     # Given three messages
     messages = fill(dlq)
@@ -307,7 +307,7 @@ def test_deleting_a_message_after_confirmation_removes_only_that_one(
     assert entry.detail["order_id"] == json.loads(messages[doomed])["OrderId"]
 
 
-def test_deleting_a_message_that_is_not_there_is_refused(staff: Client, dlq: OrderQueue):
+def test_deleting_a_message_that_is_not_there_is_refused(staff: Client, dlq: SqsQueue):
     # Given one message in the DLQ
     fill(dlq)
 
@@ -331,7 +331,7 @@ def run(*args: str) -> str:
 
 
 def test_the_command_dry_run_lists_what_would_move_and_moves_nothing(
-    db: None, dlq: OrderQueue, scratch_queue: OrderQueue
+    db: None, dlq: SqsQueue, scratch_queue: SqsQueue
 ):
     # Given three messages
     messages = fill(dlq)
@@ -350,7 +350,7 @@ def test_the_command_dry_run_lists_what_would_move_and_moves_nothing(
 
 
 def test_the_command_replays_with_progress_and_a_limit(
-    db: None, dlq: OrderQueue, scratch_queue: OrderQueue
+    db: None, dlq: SqsQueue, scratch_queue: SqsQueue
 ):
     # Given three messages
     fill(dlq)
@@ -371,7 +371,7 @@ def test_the_command_replays_with_progress_and_a_limit(
 
 
 def test_the_command_reports_messages_it_could_not_send(
-    db: None, dlq: OrderQueue, runtime_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    db: None, dlq: SqsQueue, runtime_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ):
     # Given messages and an Orders queue that does not exist
     fill(dlq)

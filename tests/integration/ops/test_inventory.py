@@ -13,9 +13,11 @@ from django.test import Client
 from django.urls import reverse
 
 from operations.models import AuditLogEntry
-from pipeline.adapters.dynamodb import DynamoStore, InventoryItem
+from pipeline.adapters.dynamodb import DynamoStore
+from pipeline.domain import InventoryItem
+from pipeline.orders import order_submit
+from pipeline.reservation import inventory_reserve
 from pipeline.statuses import OrderStatus
-from pipeline.usecases import inventory_reserve, order_submit
 from tests.integration.ops.conftest import last_audit
 from tests.integration.ops.orders import make_item, make_order, unique
 

@@ -7,37 +7,18 @@ import os
 import random
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from decimal import Decimal
 
 from pipeline.config import rate_from_env
 from pipeline.domain import utc_now
 from pipeline.errors import PaymentDeclined, PaymentGatewayUnavailable
+from pipeline.ports import Charge
 
 # Test tokens, in the manner of real gateways' sandbox cards: they make an outcome certain.
 TOKEN_APPROVE = "tok_approve"
 TOKEN_DECLINE = "tok_decline"
 TOKEN_UNAVAILABLE = "tok_unavailable"
 TOKEN_FLAKY_PREFIX = "tok_flaky_"  # tok_flaky_2: unavailable on attempts 0 and 1, then approved
-
-
-@dataclass(frozen=True)
-class Charge:
-    """An approved payment."""
-
-    transaction_id: str
-    amount: Decimal
-    currency: str
-    processed_at: str
-
-    def as_item(self) -> dict[str, object]:
-        """The stored shape on the order (`Payment`)."""
-        return {
-            "TransactionId": self.transaction_id,
-            "Amount": self.amount,
-            "Currency": self.currency,
-            "ProcessedAt": self.processed_at,
-        }
 
 
 class MockPaymentGateway:
@@ -114,7 +95,14 @@ class MockPaymentGateway:
             processed_at=utc_now(),
         )
 
+    def refund(self, transaction_id: str) -> str:
+        """Void an approved mock charge; return the refund id (the mock has no money to move).
+
+        The id is derived from the transaction, so refunding twice names the same refund.
+        """
+        return refund_charge(transaction_id)
+
 
 def refund_charge(transaction_id: str) -> str:
-    """Void an approved mock charge; return the refund id (the mock has no money to move)."""
+    """The refund id of a mock charge: stable, derived from the transaction id."""
     return "rfd_" + hashlib.sha256(transaction_id.encode()).hexdigest()[:24]

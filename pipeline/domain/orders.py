@@ -1,4 +1,4 @@
-"""Orders and order lines: parsing the seed's request shapes and the order's stored form."""
+"""Orders and order lines: parsing the seed's request shapes, the stored form, step outcomes."""
 
 from __future__ import annotations
 
@@ -364,3 +364,12 @@ def execution_name(order_id: str, attempt: int) -> str:
     """The workflow execution name for an order's n-th reservation: unique per attempt, so a
     redelivered message never starts a second workflow, while a staff resubmission can."""
     return order_id if attempt <= 1 else f"{order_id}-{attempt}"
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """An order after a step that may have happened before: `changed` says whether this call
+    made the change (retried tasks and redelivered records must not count it twice)."""
+
+    order: Order
+    changed: bool

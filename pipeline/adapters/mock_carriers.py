@@ -12,6 +12,7 @@ from decimal import Decimal
 from pipeline.config import rate_from_env
 from pipeline.domain import utc_now
 from pipeline.errors import AddressRejected, CarrierUnavailable
+from pipeline.ports import Shipment
 
 # Postal codes the mock carriers treat specially, like a carrier sandbox's test addresses.
 UNDELIVERABLE_POSTCODE = "00000"
@@ -80,27 +81,6 @@ def tracking_number(carrier: str, rng: random.Random) -> str:
     # USPS Intelligent Mail package barcode: 94 service code, 20 digits, mod-10 check (3,1).
     body = "9400" + "".join(rng.choice("0123456789") for _ in range(17))
     return body + _mod10_weighted(body, (3, 1))
-
-
-@dataclass(frozen=True)
-class Shipment:
-    """A booked shipment."""
-
-    carrier: str
-    service: str
-    tracking_number: str
-    estimated_delivery: str
-    shipped_at: str
-
-    def as_item(self) -> dict[str, str]:
-        """The stored shape on the order (`Shipment`)."""
-        return {
-            "Carrier": self.carrier,
-            "Service": self.service,
-            "TrackingNumber": self.tracking_number,
-            "EstimatedDelivery": self.estimated_delivery,
-            "ShippedAt": self.shipped_at,
-        }
 
 
 class MockCarriers:

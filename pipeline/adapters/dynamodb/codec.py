@@ -1,0 +1,69 @@
+"""DynamoDB's attribute-value form, error codes and the backoff every table adapter shares."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from pipeline import aws
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+_BACKOFF_BASE_S = 0.005
+_BACKOFF_CAP_S = 0.4
+
+
+def serialize(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A plain dict in DynamoDB's attribute-value form."""
+    return {k: _serializer.serialize(v) for k, v in item.items()}
+
+
+def deserialize(item: Mapping[str, Any]) -> dict[str, Any]:
+    """An attribute-value dict as plain Python (numbers as Decimal)."""
+    return {k: _deserializer.deserialize(v) for k, v in item.items()}
+
+
+def error_code(exc: ClientError) -> str:
+    """The service's error code of a failed call."""
+    return exc.response.get("Error", {}).get("Code", "")
+
+
+def sleep_backoff(attempt: int) -> None:
+    """Wait before retry `attempt` (0-based): exponential with full jitter, capped."""
+    # Full jitter spreads the retries of transactions that collided on the same item.
+    time.sleep(random.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt)))
+
+
+class TableAdapter:
+    """What every table adapter holds: the table names and the client to reach them."""
+
+    def __init__(self, orders_table: str, inventory_table: str, client: Any | None = None):
+        self.orders_table = orders_table
+        self.inventory_table = inventory_table
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        """The DynamoDB client given, or the shared one."""
+        return self._client or aws.client("dynamodb")
+
+    def table_item_count(self, table: str, *, exact: bool = False) -> dict[str, Any]:
+        """{table, items, exact}: DescribeTable's estimate (AWS refreshes it about every six
+        hours), or with `exact` a COUNT scan, which reads the whole table."""
+        if not exact:
+            described = self.client.describe_table(TableName=table)["Table"]
+            return {"table": table, "items": described.get("ItemCount", 0), "exact": False}
+        total = 0
+        kwargs: dict[str, Any] = {"TableName": table, "Select": "COUNT"}
+        while True:
+            page = self.client.scan(**kwargs)
+            total += page["Count"]
+            if "LastEvaluatedKey" not in page:
+                return {"table": table, "items": total, "exact": True}
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -1,0 +1,146 @@
+"""The Inventory table: batched reads and the staff's guarded, atomic writes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from decimal import Decimal
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from pipeline.adapters.dynamodb.codec import (
+    TableAdapter,
+    deserialize,
+    error_code,
+    serialize,
+    sleep_backoff,
+)
+from pipeline.domain import InventoryItem
+from pipeline.errors import InsufficientStock, InventoryItemNotFound, Shortage
+
+
+class InventoryTable(TableAdapter):
+    """The Inventory table's reads and writes; stock moves only by atomic, conditional updates."""
+
+    def inventory_get_many(
+        self, names: Iterable[str], *, consistent: bool = True
+    ) -> dict[str, InventoryItem]:
+        """The inventory rows that exist among `names` (missing names are simply absent)."""
+        wanted = list(dict.fromkeys(names))
+        found: dict[str, InventoryItem] = {}
+        for start in range(0, len(wanted), 100):  # BatchGetItem takes 100 keys at most
+            keys = [{"ItemName": {"S": n}} for n in wanted[start : start + 100]]
+            request: dict[str, Any] = {
+                self.inventory_table: {"Keys": keys, "ConsistentRead": consistent}
+            }
+            attempt = 0
+            while request:
+                response = self.client.batch_get_item(RequestItems=request)
+                for raw in response.get("Responses", {}).get(self.inventory_table, []):
+                    row = InventoryItem.from_item(deserialize(raw))
+                    found[row.item_name] = row
+                request = response.get("UnprocessedKeys") or {}
+                if request:
+                    sleep_backoff(attempt)
+                    attempt += 1
+        return found
+
+    def inventory_get(self, name: str) -> InventoryItem | None:
+        """One inventory row, or None."""
+        response = self.client.get_item(
+            TableName=self.inventory_table, Key={"ItemName": {"S": name}}, ConsistentRead=True
+        )
+        item = response.get("Item")
+        return InventoryItem.from_item(deserialize(item)) if item else None
+
+    def inventory_put(self, item: InventoryItem) -> None:
+        """Create or replace an inventory row."""
+        self.client.put_item(TableName=self.inventory_table, Item=serialize(item.as_item()))
+
+    def inventory_put_if_absent(self, item: InventoryItem) -> bool:
+        """Create the row unless it exists; say whether it was created."""
+        try:
+            self.client.put_item(
+                TableName=self.inventory_table,
+                Item=serialize(item.as_item()),
+                ConditionExpression="attribute_not_exists(ItemName)",
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def inventory_adjust(self, name: str, delta: int) -> InventoryItem:
+        """Add `delta` to an item's stock atomically; never below zero (InsufficientStock)."""
+        try:
+            response = self.client.update_item(
+                TableName=self.inventory_table,
+                Key={"ItemName": {"S": name}},
+                UpdateExpression="ADD Stock :d",
+                ConditionExpression="attribute_exists(ItemName) AND Stock >= :floor",
+                ExpressionAttributeValues={
+                    ":d": {"N": str(delta)},
+                    ":floor": {"N": str(max(0, -delta))},
+                },
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            old = exc.response.get("Item")
+            available = int(deserialize(old)["Stock"]) if old else None
+            raise InsufficientStock([Shortage(name, -delta, available)]) from exc
+        return InventoryItem.from_item(deserialize(response["Attributes"]))
+
+    def inventory_delete(self, name: str) -> None:
+        """Remove an inventory row."""
+        self.client.delete_item(TableName=self.inventory_table, Key={"ItemName": {"S": name}})
+
+    def inventory_scan(self) -> Iterator[InventoryItem]:
+        """Every inventory row."""
+        kwargs: dict[str, Any] = {"TableName": self.inventory_table}
+        while True:
+            response = self.client.scan(**kwargs)
+            for raw in response.get("Items", []):
+                yield InventoryItem.from_item(deserialize(raw))
+            if "LastEvaluatedKey" not in response:
+                return
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def inventory_update_details(
+        self, name: str, *, price: Decimal, description: str
+    ) -> InventoryItem:
+        """Set an item's price and description; Stock is not part of the write, so concurrent
+        reservations and adjustments are never overwritten. InventoryItemNotFound if absent.
+        """
+        try:
+            response = self.client.update_item(
+                TableName=self.inventory_table,
+                Key={"ItemName": {"S": name}},
+                UpdateExpression="SET Price = :p, Description = :d",
+                ConditionExpression="attribute_exists(ItemName)",
+                ExpressionAttributeValues=serialize({":p": price, ":d": description}),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                raise InventoryItemNotFound(name) from exc
+            raise
+        return InventoryItem.from_item(deserialize(response["Attributes"]))
+
+    def inventory_delete_existing(self, name: str) -> InventoryItem:
+        """Remove an inventory row and return it as it was; InventoryItemNotFound if absent."""
+        try:
+            response = self.client.delete_item(
+                TableName=self.inventory_table,
+                Key={"ItemName": {"S": name}},
+                ConditionExpression="attribute_exists(ItemName)",
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                raise InventoryItemNotFound(name) from exc
+            raise
+        return InventoryItem.from_item(deserialize(response["Attributes"]))

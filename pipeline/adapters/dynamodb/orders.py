@@ -1,0 +1,236 @@
+"""The Orders table: conditional puts, guarded status transitions and the index listings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from pipeline.adapters.dynamodb.codec import TableAdapter, deserialize, error_code, serialize
+from pipeline.domain import Order
+from pipeline.errors import InvalidTransition, OrderAlreadyExists, OrderNotFound
+from pipeline.ports import Page
+from pipeline.statuses import OrderStatus, sources_of
+
+
+class OrdersTable(TableAdapter):
+    """The Orders table's reads and single-item writes."""
+
+    def order_put_new(self, order: Order) -> None:
+        """Write a new order; never overwrite one with the same id."""
+        try:
+            self.client.put_item(
+                TableName=self.orders_table,
+                Item=serialize(order.as_item()),
+                ConditionExpression="attribute_not_exists(OrderId)",
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                raise OrderAlreadyExists(order.order_id) from exc
+            raise
+
+    def order_find(self, order_id: str, *, consistent: bool = True) -> Order | None:
+        """The order, or None."""
+        response = self.client.get_item(
+            TableName=self.orders_table,
+            Key={"OrderId": {"S": order_id}},
+            ConsistentRead=consistent,
+        )
+        item = response.get("Item")
+        return Order.from_item(deserialize(item)) if item else None
+
+    def order_get(self, order_id: str, *, consistent: bool = True) -> Order:
+        """The order, or OrderNotFound."""
+        order = self.order_find(order_id, consistent=consistent)
+        if order is None:
+            raise OrderNotFound(order_id)
+        return order
+
+    def _transition_update(
+        self,
+        order_id: str,
+        target: OrderStatus,
+        reason: str,
+        now: str,
+        *,
+        expected: Iterable[OrderStatus] | None = None,
+        set_fields: Mapping[str, Any] | None = None,
+        remove_fields: Sequence[str] = (),
+        increment: Mapping[str, int] | None = None,
+        attempt: int | None = None,
+    ) -> dict[str, Any]:
+        """The Update action that moves an order to `target`, guarded by its current status
+        (and, given `attempt`, by its Attempt: orders written before it existed count as 0)."""
+        allowed = sorted(sources_of(target) if expected is None else set(expected))
+        if not allowed:
+            raise InvalidTransition(order_id, None, str(target))
+        names = {"#s": "Status", "#r": "StatusReason", "#u": "LastUpdated", "#h": "StatusHistory"}
+        values: dict[str, Any] = {
+            ":to": str(target),
+            ":r": reason,
+            ":u": now,
+            ":h": [{"Status": str(target), "At": now, "Reason": reason}],
+            ":empty": [],
+        }
+        sets = ["#s = :to", "#r = :r", "#u = :u", "#h = list_append(if_not_exists(#h, :empty), :h)"]
+        for i, (field, value) in enumerate((set_fields or {}).items()):
+            names[f"#f{i}"] = field
+            values[f":f{i}"] = value
+            sets.append(f"#f{i} = :f{i}")
+        expression = "SET " + ", ".join(sets)
+        adds = []
+        for i, (field, delta) in enumerate((increment or {}).items()):
+            names[f"#a{i}"] = field
+            values[f":a{i}"] = delta
+            adds.append(f"#a{i} :a{i}")
+        if adds:
+            expression += " ADD " + ", ".join(adds)
+        removes = []
+        for i, field in enumerate(remove_fields):
+            names[f"#d{i}"] = field
+            removes.append(f"#d{i}")
+        if removes:
+            expression += " REMOVE " + ", ".join(removes)
+        placeholders = []
+        for i, status in enumerate(allowed):
+            values[f":e{i}"] = str(status)
+            placeholders.append(f":e{i}")
+        condition = f"attribute_exists(OrderId) AND #s IN ({', '.join(placeholders)})"
+        if attempt is not None:
+            names["#att"] = "Attempt"
+            values[":att"] = attempt
+            condition += " AND (#att = :att" + (
+                " OR attribute_not_exists(#att))" if attempt == 0 else ")"
+            )
+        return {
+            "TableName": self.orders_table,
+            "Key": {"OrderId": {"S": order_id}},
+            "UpdateExpression": expression,
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": serialize(values),
+        }
+
+    def order_transition(
+        self,
+        order_id: str,
+        target: OrderStatus,
+        reason: str,
+        now: str,
+        *,
+        expected: Iterable[OrderStatus] | None = None,
+        set_fields: Mapping[str, Any] | None = None,
+        remove_fields: Sequence[str] = (),
+    ) -> Order:
+        """Move the order to `target` if its status allows; return the order as written.
+
+        Raises OrderNotFound, or InvalidTransition naming the status the order really has.
+        """
+        update = self._transition_update(
+            order_id,
+            target,
+            reason,
+            now,
+            expected=expected,
+            set_fields=set_fields,
+            remove_fields=remove_fields,
+        )
+        try:
+            response = self.client.update_item(
+                **update,
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            old = exc.response.get("Item")
+            if not old:
+                raise OrderNotFound(order_id) from exc
+            raise InvalidTransition(order_id, deserialize(old).get("Status"), str(target)) from exc
+        return Order.from_item(deserialize(response["Attributes"]))
+
+    def order_count_requeue(self, order_id: str, now: str) -> None:
+        """Note that a RESERVED order was re-sent to the queue (no status change)."""
+        try:
+            self.client.update_item(
+                TableName=self.orders_table,
+                Key={"OrderId": {"S": order_id}},
+                UpdateExpression="ADD RequeueCount :one SET RequeuedAt = :now",
+                ConditionExpression="#s = :reserved",
+                ExpressionAttributeNames={"#s": "Status"},
+                ExpressionAttributeValues={
+                    ":one": {"N": "1"},
+                    ":now": {"S": now},
+                    ":reserved": {"S": str(OrderStatus.RESERVED)},
+                },
+            )
+        except ClientError as exc:
+            # It moved on meanwhile (its workflow started): nothing to count.
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+
+    def orders_by_status(
+        self, status: OrderStatus, *, limit: int = 50, cursor: dict[str, Any] | None = None
+    ) -> Page:
+        """Orders in one status, newest first, through the StatusIndex."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.orders_table,
+            "IndexName": "StatusIndex",
+            "KeyConditionExpression": "#s = :s",
+            "ExpressionAttributeNames": {"#s": "Status"},
+            "ExpressionAttributeValues": {":s": {"S": str(status)}},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if cursor:
+            kwargs["ExclusiveStartKey"] = serialize(cursor)
+        response = self.client.query(**kwargs)
+        return self._page(response)
+
+    def orders_by_customer(
+        self, customer_name: str, *, limit: int = 50, cursor: dict[str, Any] | None = None
+    ) -> Page:
+        """A customer's orders, newest first, through the CustomerIndex."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.orders_table,
+            "IndexName": "CustomerIndex",
+            "KeyConditionExpression": "CustomerName = :c",
+            "ExpressionAttributeValues": {":c": {"S": customer_name}},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if cursor:
+            kwargs["ExclusiveStartKey"] = serialize(cursor)
+        return self._page(self.client.query(**kwargs))
+
+    @staticmethod
+    def _page(response: Mapping[str, Any]) -> Page:
+        items = [Order.from_item(deserialize(i)) for i in response.get("Items", [])]
+        last = response.get("LastEvaluatedKey")
+        return Page(items, deserialize(last) if last else None)
+
+    def orders_count_by_status(self, status: OrderStatus, *, cap: int = 10_000) -> tuple[int, bool]:
+        """How many orders are in `status` (a COUNT query on the StatusIndex), counting at most
+        about `cap`; the flag says the count stopped at the cap (so the real number is larger).
+        """
+        kwargs: dict[str, Any] = {
+            "TableName": self.orders_table,
+            "IndexName": "StatusIndex",
+            "KeyConditionExpression": "#s = :s",
+            "ExpressionAttributeNames": {"#s": "Status"},
+            "ExpressionAttributeValues": {":s": {"S": str(status)}},
+            "Select": "COUNT",
+        }
+        total = 0
+        while True:
+            response = self.client.query(**kwargs)
+            total += response["Count"]
+            last = response.get("LastEvaluatedKey")
+            if not last:
+                return total, False
+            if total >= cap:
+                # A busy status can hold millions of orders: each page is a read, so stop here.
+                return total, True
+            kwargs["ExclusiveStartKey"] = last

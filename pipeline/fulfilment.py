@@ -1,0 +1,204 @@
+"""Fulfilment: the hand-off to the workflow, payment, shipment, manual intervention, and
+the re-sending of stranded reserved orders."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from decimal import Decimal
+
+from pipeline.domain import CURRENCY, Order, StepOutcome, execution_name, utc_now
+from pipeline.errors import InvalidOrder, InvalidTransition
+from pipeline.ports import Carriers, MessageQueue, OrderStore, PaymentGateway, StartResult, Workflow
+from pipeline.statuses import OrderStatus
+
+
+def fulfilment_request(*, queue: MessageQueue, order: Order) -> str:
+    """Send a reserved order to the Orders queue; return the message id."""
+    return queue.send_json(
+        {"OrderId": order.order_id, "Attempt": order.attempt},
+        attributes={"OrderId": order.order_id},
+    )
+
+
+def parse_fulfilment_message(body: str) -> tuple[str, int]:
+    """The order id and attempt a queue message asks to fulfil; InvalidOrder if malformed."""
+    try:
+        data = json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise InvalidOrder({"body": f"not JSON: {exc.msg}"}) from exc
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("OrderId"), str)
+        or not data["OrderId"]
+    ):
+        raise InvalidOrder({"OrderId": "message must carry a non-empty string OrderId"})
+    attempt = data.get("Attempt", 1)
+    if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
+        raise InvalidOrder({"Attempt": "must be a positive whole number"})
+    return data["OrderId"], attempt
+
+
+def fulfilment_start(*, workflow: Workflow, body: str) -> StartResult:
+    """Start the fulfilment workflow for a queue message; the execution name is derived from
+    the order, so a message delivered twice never starts two workflows.
+    """
+    order_id, attempt = parse_fulfilment_message(body)
+    return workflow.start(
+        execution_name(order_id, attempt), {"OrderId": order_id, "Attempt": attempt}
+    )
+
+
+def payment_charge(
+    *,
+    store: OrderStore,
+    gateway: PaymentGateway,
+    order_id: str,
+    retry_count: int = 0,
+    now: str | None = None,
+) -> Order:
+    """Charge a RESERVED order and record the payment (PAID). A retry after a recorded payment
+    returns it without charging again. Raises PaymentDeclined or PaymentGatewayUnavailable.
+    """
+    order = store.order_get(order_id)
+    if order.payment and order.status in (
+        OrderStatus.PAID,
+        OrderStatus.SHIPPED,
+        OrderStatus.MANUAL_INTERVENTION,
+    ):
+        return order
+    if order.status != OrderStatus.RESERVED:
+        raise InvalidTransition(order_id, order.status, str(OrderStatus.PAID))
+    charge = gateway.charge(
+        amount=order.total or Decimal("0"),
+        currency=(order.reservation or {}).get("Currency", CURRENCY),
+        token=order.payment_token,
+        idempotency_key=f"{order_id}:{order.attempt}",
+        attempt=retry_count,
+    )
+    try:
+        return store.order_transition(
+            order_id,
+            OrderStatus.PAID,
+            f"Payment approved, transaction {charge.transaction_id}",
+            now or utc_now(),
+            expected=[OrderStatus.RESERVED],
+            set_fields={"Payment": charge.as_item()},
+        )
+    except InvalidTransition:
+        # Staff cancelled the order while the gateway was charging it: give the money back.
+        refund = gateway.refund(charge.transaction_id)
+        current = store.order_get(order_id)
+        store.order_transition(
+            order_id,
+            current.status,
+            f"Payment {charge.transaction_id} refunded ({refund}): order was {current.status}",
+            now or utc_now(),
+            expected=[current.status],
+        )
+        raise
+
+
+def shipment_create(
+    *, store: OrderStore, carriers: Carriers, order_id: str, now: str | None = None
+) -> Order:
+    """Book a shipment for a PAID order and record it (SHIPPED); a retry after it was recorded
+    returns it. Raises CarrierUnavailable or AddressRejected.
+    """
+    order = store.order_get(order_id)
+    if order.status == OrderStatus.SHIPPED and order.shipment:
+        return order
+    if order.status != OrderStatus.PAID:
+        raise InvalidTransition(order_id, order.status, str(OrderStatus.SHIPPED))
+    shipment = carriers.book(
+        total_value=order.total or Decimal("0"),
+        units=sum(line.quantity for line in order.lines),
+        address=order.shipping_address,
+    )
+    try:
+        return store.order_transition(
+            order_id,
+            OrderStatus.SHIPPED,
+            f"Shipped with {shipment.carrier} {shipment.service}, "
+            f"tracking {shipment.tracking_number}",
+            now or utc_now(),
+            expected=[OrderStatus.PAID],
+            set_fields={"Shipment": shipment.as_item()},
+        )
+    except InvalidTransition:
+        current = store.order_get(order_id)
+        if current.status == OrderStatus.SHIPPED:
+            return current
+        raise
+
+
+def order_flag_for_review(
+    *, store: OrderStore, order_id: str, reason: str, now: str | None = None
+) -> StepOutcome:
+    """Move a paid order that could not ship to MANUAL_INTERVENTION, once."""
+    order = store.order_get(order_id)
+    if order.status == OrderStatus.MANUAL_INTERVENTION:
+        return StepOutcome(order, changed=False)
+    flagged = store.order_transition(
+        order_id,
+        OrderStatus.MANUAL_INTERVENTION,
+        reason,
+        now or utc_now(),
+        expected=[OrderStatus.PAID],
+    )
+    return StepOutcome(flagged, changed=True)
+
+
+def failure_reason(prefix: str, error: str | None, cause: str | None) -> str:
+    """A StatusReason from a Step Functions Catch's Error and Cause (Lambda's JSON cause)."""
+    message = cause or ""
+    if cause:
+        try:
+            parsed = json.loads(cause)
+        except (json.JSONDecodeError, TypeError):
+            parsed = None
+        if isinstance(parsed, dict):
+            message = str(parsed.get("errorMessage") or message)
+    detail = f"{error}: {message}" if error and message else (error or message or "unknown error")
+    return f"{prefix}: {detail}"[:1000]
+
+
+def fulfilment_requeue_stranded(
+    *,
+    store: OrderStore,
+    workflow: Workflow,
+    queue: MessageQueue,
+    min_age_seconds: float = 0.0,
+    max_requeues: int | None = None,
+) -> list[str]:
+    """Send every RESERVED order that has no workflow execution to the Orders queue again.
+
+    An order is stranded when its queue message was lost (a local runtime restart: the local
+    SQS keeps nothing on disk) or purged. Re-sending is safe: the execution name is derived from
+    the order, so an order whose message was only late still gets one workflow. Orders reserved
+    less than `min_age_seconds` ago are left alone (their message may be on its way), and an
+    order already re-sent `max_requeues` times is left for an operator: its message keeps
+    failing, and sending more would only fill the dead-letter queue.
+    """
+    requeued = []
+    cursor = None
+    cutoff = time.time() - min_age_seconds
+    while True:
+        page = store.orders_by_status(OrderStatus.RESERVED, limit=100, cursor=cursor)
+        for order in page.items:
+            if min_age_seconds and _timestamp(order.last_updated) > cutoff:
+                continue
+            if max_requeues is not None and order.requeue_count >= max_requeues:
+                continue
+            if workflow.describe(execution_name(order.order_id, order.attempt)) is None:
+                fulfilment_request(queue=queue, order=order)
+                store.order_count_requeue(order.order_id, utc_now())
+                requeued.append(order.order_id)
+        if not page.cursor:
+            return requeued
+        cursor = page.cursor
+
+
+def _timestamp(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()

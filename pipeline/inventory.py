@@ -1,0 +1,89 @@
+"""Inventory: the staff's changes to items, validated, each one guarded write."""
+
+from __future__ import annotations
+
+from pipeline.domain import (
+    InventoryItem,
+    checked_description,
+    checked_price,
+    checked_stock,
+    validate_item_name,
+    validated_fields,
+)
+from pipeline.errors import (
+    InsufficientStock,
+    InvalidInventoryItem,
+    InventoryItemExists,
+    InventoryItemNotFound,
+)
+from pipeline.ports import InventoryStore
+
+
+def inventory_create(
+    *,
+    store: InventoryStore,
+    item_name: object,
+    stock: object,
+    price: object,
+    description: object = "",
+) -> InventoryItem:
+    """Add an item to the Inventory table; never overwrite one (InventoryItemExists).
+
+    Raises InvalidInventoryItem naming every bad field: the name as orders may use it,
+    stock a whole number >= 0, price a decimal >= 0 with at most 2 places.
+    """
+    values = validated_fields(
+        {
+            "ItemName": (validate_item_name, item_name),
+            "Stock": (checked_stock, stock),
+            "Price": (checked_price, price),
+            "Description": (checked_description, description),
+        }
+    )
+    item = InventoryItem(
+        values["ItemName"], values["Stock"], values["Price"], values["Description"]
+    )
+    if not store.inventory_put_if_absent(item):
+        raise InventoryItemExists(item.item_name)
+    return item
+
+
+def inventory_adjust_stock(
+    *, store: InventoryStore, item_name: str, delta: object
+) -> InventoryItem:
+    """Add `delta` (may be negative) to an item's stock in one atomic update, so reservations
+    running at the same time are never overwritten; return the row as written.
+
+    Raises InvalidInventoryItem (delta not a non-zero whole number), InventoryItemNotFound, or
+    InsufficientStock when the stock would go below zero (nothing changes then).
+    """
+    value = validated_fields(
+        {"Delta": (lambda raw: checked_stock(raw, allow_negative=True), delta)}
+    )["Delta"]
+    if value == 0:
+        raise InvalidInventoryItem({"Delta": "must not be 0"})
+    try:
+        return store.inventory_adjust(item_name, value)
+    except InsufficientStock as exc:
+        if exc.shortages and exc.shortages[0].unknown:
+            raise InventoryItemNotFound(item_name) from exc
+        raise
+
+
+def inventory_update_details(
+    *, store: InventoryStore, item_name: str, price: object, description: object
+) -> InventoryItem:
+    """Change an item's price and description without touching its stock."""
+    values = validated_fields(
+        {"Price": (checked_price, price), "Description": (checked_description, description)}
+    )
+    return store.inventory_update_details(
+        item_name, price=values["Price"], description=values["Description"]
+    )
+
+
+def inventory_remove(*, store: InventoryStore, item_name: str) -> InventoryItem:
+    """Delete an item; return it as it was. Orders that reserved it keep their reservation,
+    and stock they give back later recreates the row (release uses if_not_exists).
+    """
+    return store.inventory_delete_existing(item_name)
