@@ -5,7 +5,7 @@
 Prints requests/s and latency for: an order status read (key check, limiter, one GetItem), an
 order submission (key check, limiter, validation, one conditional PutItem), a refused request
 (no key), and, for reference, raw PutItem from one process. Everything runs on 127.0.0.1 and
-shares the machine's cores with the load generator, as DESIGN.md's baselines did. Needs Redis
+shares the machine's cores with the load generator (docs/design.md, Measuring). Needs Redis
 on 127.0.0.1:6379 (db 13 is flushed).
 """
 

@@ -1,10 +1,15 @@
-"""The portal's routes: the order API at the seed's paths, its schema and docs, the admin."""
+"""The portal's routes: a front page, the order API at the seed's paths, its schema and docs, the
+admin and the operations pages."""
 
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from portal.views import home
+
 urlpatterns = [
+    # What README's http://127.0.0.1:8000 opens: the way to the dashboard and to the API docs.
+    path("", home, name="home"),
     path("", include("orders_api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project's helper script (SEED.md's deploy.sh, in Python's world): set-up, local system,
+# The project's helper script (the seed's deploy.sh, in Python's world): set-up, local system,
 # tests, and the AWS deployment. Each command does its own set-up, so any can be run first.
 set -euo pipefail
 

@@ -266,12 +266,15 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # kombu's folder transport: the local system's broker on a machine without Redis.
     CELERY_FILESYSTEM_DIR = Path(env_str("CELERY_FILESYSTEM_DIR", str(BASE_DIR / ".local/celery")))
-    for folder in ("queue", "processed"):
+    for folder in ("queue", "processed", "control"):
         (CELERY_FILESYSTEM_DIR / folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_FILESYSTEM_DIR / "queue"),
         "data_folder_out": str(CELERY_FILESYSTEM_DIR / "queue"),
         "processed_folder": str(CELERY_FILESYSTEM_DIR / "processed"),
+        # kombu keeps its exchange tables (*.exchange) here; its default is ./control in the
+        # working directory, which put runtime files in the repository.
+        "control_folder": str(CELERY_FILESYSTEM_DIR / "control"),
         "store_processed": False,
     }
 # The safety net for RESERVED orders whose queue message was lost (celery beat).

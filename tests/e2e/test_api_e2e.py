@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
 from django.core.management import call_command
 
@@ -116,15 +117,44 @@ def test_order_for_an_unknown_item_is_rejected_and_the_api_says_why(portal: Port
     assert order["Rejection"][0]["Problem"] == "UNKNOWN_ITEM"
 
 
-def test_pipeline_status_reports_every_part_of_the_running_system(runtime_env: dict[str, str]):
-    # When the status command runs against the local runtime
-    out = io.StringIO()
-    call_command("pipeline_status", "--json", "--exact", stdout=out)
-    report = json.loads(out.getvalue())
+def _item_count(dynamodb: Any, table: str) -> int:
+    """How many items `table` holds, counted by the test itself."""
+    pages = dynamodb.get_paginator("scan").paginate(TableName=table, Select="COUNT")
+    return sum(page["Count"] for page in pages)
 
-    # Then tables and both queues answered
+
+def test_pipeline_status_reports_every_part_of_the_running_system(runtime_env: dict[str, str]):
+    # Given the runtime's tables as they are, plus one inventory item of this test's own
+    dynamodb = boto3.client(
+        "dynamodb",
+        endpoint_url=runtime_env["AWS_ENDPOINT_URL_DYNAMODB"],
+        region_name=runtime_env["AWS_REGION"],
+    )
+    inventory, orders = runtime_env["INVENTORY_TABLE_NAME"], runtime_env["ORDERS_TABLE_NAME"]
+    items_before = _item_count(dynamodb, inventory)
+    name = f"status-{uuid.uuid4().hex[:8]}"
+    dynamodb.put_item(
+        TableName=inventory,
+        Item={"ItemName": {"S": name}, "Stock": {"N": "1"}, "Price": {"N": "1.00"}},
+    )
+    try:
+        # When the status command runs against the local runtime
+        out = io.StringIO()
+        call_command("pipeline_status", "--json", "--exact", stdout=out)
+        report = json.loads(out.getvalue())
+        # (nothing adds orders meanwhile: the runtime only moves the ones tests submit)
+        orders_now = _item_count(dynamodb, orders)
+    finally:
+        dynamodb.delete_item(TableName=inventory, Key={"ItemName": {"S": name}})
+
+    # Then tables and both queues answered, the tables with their exact item counts
     assert "error" not in report["tables"]
-    assert report["tables"]["inventory"]["items"] >= 0
+    assert report["tables"]["inventory"] == {
+        "table": inventory,
+        "items": items_before + 1,
+        "exact": True,
+    }
+    assert report["tables"]["orders"] == {"table": orders, "items": orders_now, "exact": True}
     for name in ("orders", "dead_letter"):
         assert set(report["queues"][name]) == {"visible", "in_flight", "delayed"}
     assert report["resources"]["state_machine_arn"].startswith("arn:aws:states:")

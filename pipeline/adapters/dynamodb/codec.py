@@ -53,6 +53,20 @@ class TableAdapter:
         """The DynamoDB client given, or the shared one."""
         return self._client or aws.client("dynamodb")
 
+    def put_if_absent(self, table: str, item: Mapping[str, Any], key: str) -> bool:
+        """Write `item` unless a row with its `key` exists; say whether it was written."""
+        try:
+            self.client.put_item(
+                TableName=table,
+                Item=serialize(item),
+                ConditionExpression=f"attribute_not_exists({key})",
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
     def table_item_count(self, table: str, *, exact: bool = False) -> dict[str, Any]:
         """{table, items, exact}: DescribeTable's estimate (AWS refreshes it about every six
         hours), or with `exact` a COUNT scan, which reads the whole table."""

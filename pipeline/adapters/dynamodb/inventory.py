@@ -59,17 +59,7 @@ class InventoryTable(TableAdapter):
 
     def inventory_put_if_absent(self, item: InventoryItem) -> bool:
         """Create the row unless it exists; say whether it was created."""
-        try:
-            self.client.put_item(
-                TableName=self.inventory_table,
-                Item=serialize(item.as_item()),
-                ConditionExpression="attribute_not_exists(ItemName)",
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return self.put_if_absent(self.inventory_table, item.as_item(), "ItemName")
 
     def inventory_adjust(self, name: str, delta: int) -> InventoryItem:
         """Add `delta` to an item's stock atomically; never below zero (InsufficientStock)."""

@@ -18,17 +18,9 @@ class OrdersTable(TableAdapter):
     """The Orders table's reads and single-item writes."""
 
     def order_put_new(self, order: Order) -> None:
-        """Write a new order; never overwrite one with the same id."""
-        try:
-            self.client.put_item(
-                TableName=self.orders_table,
-                Item=serialize(order.as_item()),
-                ConditionExpression="attribute_not_exists(OrderId)",
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                raise OrderAlreadyExists(order.order_id) from exc
-            raise
+        """Write a new order; never overwrite one with the same id (OrderAlreadyExists)."""
+        if not self.put_if_absent(self.orders_table, order.as_item(), "OrderId"):
+            raise OrderAlreadyExists(order.order_id)
 
     def order_find(self, order_id: str, *, consistent: bool = True) -> Order | None:
         """The order, or None."""

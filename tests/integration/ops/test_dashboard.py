@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import re
+import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 
 import boto3
 import pytest
 from django.test import Client
 
+from pipeline import wiring
 from pipeline.adapters.dynamodb import DynamoStore
-from pipeline.adapters.sqs import OrderQueue
+from pipeline.adapters.sqs import SqsQueue
+from pipeline.domain import Order, OrderLine
 from pipeline.statuses import OrderStatus
 from tests.integration.ops.orders import make_order
 
@@ -22,6 +26,36 @@ def _count_on_page(page: str, status: str) -> int:
     match = re.search(rf'data-status="{status}">(?:&ge; )?(\d+)<', page)
     assert match, f"no count for {status}"
     return int(match.group(1))
+
+
+def _scanned_counts(env: dict[str, str]) -> dict[str, int]:
+    """Orders per status in the runtime's Orders table, from a consistent scan of the table
+    itself (not the StatusIndex the dashboard queries)."""
+    dynamodb = boto3.client(
+        "dynamodb", endpoint_url=env["AWS_ENDPOINT_URL_DYNAMODB"], region_name=env["AWS_REGION"]
+    )
+    found: Counter[str] = Counter()
+    pages = dynamodb.get_paginator("scan").paginate(
+        TableName=env["ORDERS_TABLE_NAME"],
+        ProjectionExpression="#s",
+        ExpressionAttributeNames={"#s": "Status"},
+        ConsistentRead=True,
+    )
+    for page in pages:
+        found.update(item["Status"]["S"] for item in page["Items"])
+    return {str(status): found[status] for status in OrderStatus}
+
+
+def _counts_while_settled(staff: Client, env: dict[str, str]) -> tuple[dict[str, int], str]:
+    """The scanned counts and a dashboard page read while no order moved (the scans before
+    and after the page agree): an earlier test's workflow may still be moving its order."""
+    for _ in range(40):
+        before = _scanned_counts(env)
+        page = staff.get("/ops/").content.decode()
+        if _scanned_counts(env) == before:
+            return before, page
+        time.sleep(0.25)
+    raise AssertionError("orders kept changing status for 10 s")
 
 
 def _part(page: str, part_id: str) -> str:
@@ -57,10 +91,17 @@ def alarm_in_alarm_state(runtime_env: dict[str, str]) -> Iterator[str]:
 
 
 def test_dashboard_shows_tables_queues_alarms_and_metrics_of_the_running_system(
-    staff: Client, runtime_env: dict[str, str], dlq: OrderQueue, alarm_in_alarm_state: str
+    staff: Client, runtime_env: dict[str, str], dlq: SqsQueue, alarm_in_alarm_state: str
 ):
     # Given the running local runtime with one message waiting in the DLQ
     dlq.send_json({"OrderId": "dashboard-test", "Attempt": 1})
+    # And two orders written already REJECTED, which the stream's PENDING filter leaves alone
+    runtime_store = wiring.dynamo_store()
+    for _ in range(2):
+        order = Order.new(customer_name=f"dash-{uuid.uuid4().hex[:8]}", lines=[OrderLine("x", 1)])
+        runtime_store.order_put_new(
+            order.with_status(OrderStatus.REJECTED, "rejected in setup", order.last_updated)
+        )
 
     # When a staff member opens the dashboard with a one-day metrics window
     response = staff.get("/ops/?minutes=1440")
@@ -78,8 +119,11 @@ def test_dashboard_shows_tables_queues_alarms_and_metrics_of_the_running_system(
     # And the waiting DLQ message is shown in red, with a link to replay it
     assert re.search(r'<td class="ops-alarm">1</td>', queues)
     assert 'href="/ops/dlq/"' in queues
-    for status in OrderStatus:
-        assert _count_on_page(page, status) >= 0
+    # And each status shows exactly the orders the table holds in it
+    expected, settled = _counts_while_settled(staff, runtime_env)
+    assert expected["REJECTED"] >= 2
+    assert {str(s): _count_on_page(settled, s) for s in OrderStatus} == expected
+    assert "&ge;" not in _part(settled, "order-counts")  # far below the cap: exact counts
     # And alarms are listed, the one in ALARM in red
     alarms = _part(page, "alarms")
     assert "DeadLetterQueueAlarm" in alarms
