@@ -6,11 +6,14 @@ import logging
 
 from django.conf import settings
 
+from pipeline import metric_names
+
 log = logging.getLogger(__name__)
 
-AUTH_FAILURES = "ApiAuthenticationFailures"
-RATE_LIMITED = "ApiRequestsThrottled"
-LIMITER_UNAVAILABLE = "RateLimiterUnavailable"
+# The portal's metrics, named in pipeline/metric_names.py with the pipeline's.
+AUTH_FAILURES = metric_names.API_AUTHENTICATION_FAILURES
+RATE_LIMITED = metric_names.API_REQUESTS_THROTTLED
+LIMITER_UNAVAILABLE = metric_names.RATE_LIMITER_UNAVAILABLE
 
 
 def count(name: str, **metadata: str) -> None:
@@ -21,9 +24,12 @@ def count(name: str, **metadata: str) -> None:
     # Imported here: powertools' metrics module costs ~60 ms to import, paid only on first use.
     from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
+    # POWERTOOLS_METRICS_NAMESPACE (settings) may move the portal's metrics; by default they
+    # sit beside the functions', where the template's alarms and dashboard look for them.
+    namespace = getattr(settings, "METRICS_NAMESPACE", metric_names.NAMESPACE)
     try:
         with single_metric(
-            name=name, unit=MetricUnit.Count, value=1, namespace=settings.METRICS_NAMESPACE
+            name=name, unit=MetricUnit.Count, value=1, namespace=namespace
         ) as metric:
             for key, value in metadata.items():
                 metric.add_metadata(key, value)

@@ -1,25 +1,37 @@
-"""The one place AWS clients are made; endpoints and region come from the SDK's own variables."""
+"""The one place AWS clients are made, and the one place their timeouts and retries are set."""
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import boto3
 from botocore.config import Config
 
-# Local runs point the SDK's standard variables (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_DYNAMODB, ...)
-# at the emulators; boto3 reads them itself, so nothing here knows whether it is local.
-_CONFIG = Config(
+# The pipeline's clients (functions, portal, scripts): a call stuck on the network fails within
+# seconds and is retried, well inside a function's timeout; the pool serves a threaded portal.
+DEFAULT_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 4},
     connect_timeout=3,
     read_timeout=15,
     max_pool_connections=64,
 )
+# The local runtime's clients of its emulators (pipeline/local/runtime.py): each one is shared
+# by the runtime's pollers and servers, hence the larger pool; botocore's 60 s timeouts.
+LOCAL_RUNTIME_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 3}, max_pool_connections=32
+)
+# botocore's own defaults (standard retries, 60 s timeouts, 10 connections), as the local
+# tools' one-off clients (table set-up, benchmarks, the launcher's metrics) have always had.
+SDK_DEFAULT_CONFIG = Config()
 
 _lock = threading.Lock()
 _clients: dict[tuple[str, ...], Any] = {}
+# new_client's session: one for all of them, as building a session costs ~60 ms (its own copy
+# of the service models) and the clients it makes are given their credentials.
+_session: boto3.session.Session | None = None
 
 
 def client(service: str) -> Any:
@@ -40,12 +52,44 @@ def client(service: str) -> Any:
     with _lock:  # boto3's default session is not thread-safe while it builds clients
         found = _clients.get(key)
         if found is None:
-            found = boto3.session.Session().client(service, config=_CONFIG)
+            # A session of its own: a session keeps the credentials it first found, and the
+            # key changes when the environment's do. Endpoints come from AWS_ENDPOINT_URL*
+            # (local runs point them at the emulators), so nothing here knows it is local.
+            found = boto3.session.Session().client(service, config=DEFAULT_CONFIG)
             _clients[key] = found
         return found
 
 
+def new_client(
+    service: str,
+    *,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    credentials: Mapping[str, str] | None = None,
+    config: Config = DEFAULT_CONFIG,
+) -> Any:
+    """A boto3 client of its own (not cached) for an explicit endpoint, region or credentials.
+
+    `credentials` holds AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, as an environment does;
+    without it (and for whatever else is not given) the SDK's usual lookup applies.
+    """
+    global _session
+    with _lock:  # a session is not thread-safe while it builds clients
+        if _session is None:
+            _session = boto3.session.Session()
+        return _session.client(
+            service,
+            endpoint_url=endpoint_url,
+            region_name=region,
+            aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"] if credentials else None,
+            aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"] if credentials else None,
+            config=config,
+        )
+
+
 def reset_clients() -> None:
-    """Forget every cached client (tests that swap endpoints call this)."""
+    """Forget every cached client and session (tests that swap endpoints call this)."""
+    global _session
     with _lock:
         _clients.clear()
+        _session = None

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-NAMESPACE = "OrderProcessing"
+from pipeline import metric_names as names
+
+NAMESPACE = names.NAMESPACE
 
 
 @dataclass(frozen=True)
@@ -17,22 +19,26 @@ class CountedMetric:
     service: str | None  # Powertools adds a `service` dimension; the portal's metrics have none
 
 
-# The seed's custom metrics: orders processed, reservation, payment and API outcomes.
-COUNTED = (
-    CountedMetric("OrdersProcessed", "order-processing"),
-    CountedMetric("ReservationsSucceeded", "order-processing"),
-    CountedMetric("ReservationsRejected", "order-processing"),
-    CountedMetric("WorkflowsStarted", "sqs-processor"),
-    CountedMetric("DuplicateDeliveries", "sqs-processor"),
-    CountedMetric("PaymentsSucceeded", "payment"),
-    CountedMetric("PaymentsDeclined", "payment"),
-    CountedMetric("PaymentGatewayErrors", "payment"),
-    CountedMetric("StockReleases", "release-stock"),
-    CountedMetric("OrdersShipped", "shipping"),
-    CountedMetric("ShipmentFailures", "shipping"),
-    CountedMetric("OrdersNeedingIntervention", "manual-intervention"),
-    CountedMetric("ApiAuthenticationFailures", None),
-    CountedMetric("ApiRequestsThrottled", None),
+# The seed's custom metrics: orders processed, reservation, payment and API outcomes. The
+# portal's RateLimiterUnavailable is not one of them and stays out of the summary.
+COUNTED = tuple(
+    CountedMetric(name, names.SERVICE_OF[name])
+    for name in (
+        names.ORDERS_PROCESSED,
+        names.RESERVATIONS_SUCCEEDED,
+        names.RESERVATIONS_REJECTED,
+        names.WORKFLOWS_STARTED,
+        names.DUPLICATE_DELIVERIES,
+        names.PAYMENTS_SUCCEEDED,
+        names.PAYMENTS_DECLINED,
+        names.PAYMENT_GATEWAY_ERRORS,
+        names.STOCK_RELEASES,
+        names.ORDERS_SHIPPED,
+        names.SHIPMENT_FAILURES,
+        names.ORDERS_NEEDING_INTERVENTION,
+        names.API_AUTHENTICATION_FAILURES,
+        names.API_REQUESTS_THROTTLED,
+    )
 )
 
 
@@ -58,9 +64,9 @@ def metrics_summary(cloudwatch: Any, *, minutes: int = 60) -> dict[str, Any]:
             Statistics=["Sum"],
         )
         counts[metric.name] = sum(p["Sum"] for p in response.get("Datapoints", []))
-    reserved, rejected = counts["ReservationsSucceeded"], counts["ReservationsRejected"]
-    paid, declined = counts["PaymentsSucceeded"], counts["PaymentsDeclined"]
-    shipped, stuck = counts["OrdersShipped"], counts["OrdersNeedingIntervention"]
+    reserved, rejected = counts[names.RESERVATIONS_SUCCEEDED], counts[names.RESERVATIONS_REJECTED]
+    paid, declined = counts[names.PAYMENTS_SUCCEEDED], counts[names.PAYMENTS_DECLINED]
+    shipped, stuck = counts[names.ORDERS_SHIPPED], counts[names.ORDERS_NEEDING_INTERVENTION]
     return {
         "minutes": minutes,
         "counts": counts,
@@ -68,7 +74,7 @@ def metrics_summary(cloudwatch: Any, *, minutes: int = 60) -> dict[str, Any]:
             "reservation_success": _ratio(reserved, reserved + rejected),
             "payment_success": _ratio(paid, paid + declined),
             "shipping_success": _ratio(shipped, shipped + stuck),
-            "order_success": _ratio(shipped, counts["OrdersProcessed"]),
+            "order_success": _ratio(shipped, counts[names.ORDERS_PROCESSED]),
         },
     }
 

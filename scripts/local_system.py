@@ -19,12 +19,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
-import boto3
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.local.emulators import port_open  # noqa: E402 (needs the repository on sys.path)
+from pipeline import aws  # noqa: E402 (needs the repository on sys.path)
+from pipeline.local.emulators import port_open  # noqa: E402
 from pipeline.local.envfile import read_env_file  # noqa: E402
 from pipeline.local.runtime import DEFAULT_ENV_FILE  # noqa: E402
 from pipeline.local.telemetry import MetricsPublisher, parse_emf  # noqa: E402
@@ -194,12 +193,12 @@ def main(argv: list[str] | None = None) -> int:
             (LOCAL_DIR / "celery" / "results").mkdir(parents=True, exist_ok=True)
         metrics.append(
             MetricsPublisher(
-                boto3.client(
+                aws.new_client(
                     "cloudwatch",
                     endpoint_url=env["AWS_ENDPOINT_URL"],
-                    region_name=env["AWS_REGION"],
-                    aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-                    aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+                    region=env["AWS_REGION"],
+                    credentials=env,
+                    config=aws.SDK_DEFAULT_CONFIG,
                 )
             )
         )

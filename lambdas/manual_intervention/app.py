@@ -8,7 +8,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from pipeline import wiring
+from pipeline import metric_names, wiring
 from pipeline.fulfilment import failure_reason, order_flag_for_review
 
 logger = Logger()
@@ -26,6 +26,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     reason = failure_reason("Shipping failed", event.get("Error"), event.get("Cause"))
     outcome = order_flag_for_review(store=wiring.dynamo_store(), order_id=order_id, reason=reason)
     if outcome.changed:
-        metrics.add_metric("OrdersNeedingIntervention", MetricUnit.Count, 1)
+        metrics.add_metric(metric_names.ORDERS_NEEDING_INTERVENTION, MetricUnit.Count, 1)
         logger.warning("order needs manual intervention", extra={"reason": reason})
     return {"OrderId": order_id, "Status": str(outcome.order.status)}

@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from pipeline import wiring
+from pipeline import metric_names, wiring
 from pipeline.domain import Order
 from pipeline.fulfilment import fulfilment_request
 from pipeline.reservation import inventory_reserve
@@ -41,17 +41,17 @@ def handle_record(record: DynamoDBRecord) -> None:
         )
         order = outcome.order
         if outcome.reserved_now:
-            metrics.add_metric("ReservationsSucceeded", MetricUnit.Count, 1)
+            metrics.add_metric(metric_names.RESERVATIONS_SUCCEEDED, MetricUnit.Count, 1)
             logger.info("stock reserved", extra={"total": str(order.total)})
         elif outcome.rejected_now:
-            metrics.add_metric("ReservationsRejected", MetricUnit.Count, 1)
+            metrics.add_metric(metric_names.RESERVATIONS_REJECTED, MetricUnit.Count, 1)
             logger.info("order rejected", extra={"reason": order.status_reason})
         else:
             logger.info("order already handled", extra={"status": str(order.status)})
         if outcome.needs_fulfilment:
             message_id = fulfilment_request(queue=wiring.orders_queue(), order=order)
             logger.info("sent to the Orders queue", extra={"message_id": message_id})
-        metrics.add_metric("OrdersProcessed", MetricUnit.Count, 1)
+        metrics.add_metric(metric_names.ORDERS_PROCESSED, MetricUnit.Count, 1)
     finally:
         logger.remove_keys(["order_id"])
 

@@ -8,7 +8,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from pipeline import wiring
+from pipeline import metric_names, wiring
 from pipeline.domain import to_json
 from pipeline.errors import PaymentDeclined, PaymentGatewayUnavailable
 from pipeline.fulfilment import payment_charge
@@ -34,13 +34,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             retry_count=int(event.get("RetryCount", 0)),
         )
     except PaymentDeclined as exc:
-        metrics.add_metric("PaymentsDeclined", MetricUnit.Count, 1)
+        metrics.add_metric(metric_names.PAYMENTS_DECLINED, MetricUnit.Count, 1)
         logger.warning("payment declined", extra={"reason": str(exc)})
         raise
     except PaymentGatewayUnavailable as exc:
-        metrics.add_metric("PaymentGatewayErrors", MetricUnit.Count, 1)
+        metrics.add_metric(metric_names.PAYMENT_GATEWAY_ERRORS, MetricUnit.Count, 1)
         logger.warning("payment gateway unavailable", extra={"reason": str(exc)})
         raise
-    metrics.add_metric("PaymentsSucceeded", MetricUnit.Count, 1)
+    metrics.add_metric(metric_names.PAYMENTS_SUCCEEDED, MetricUnit.Count, 1)
     logger.info("payment recorded", extra={"payment": to_json(order.payment)})
     return {"OrderId": order_id, "Payment": to_json(order.payment)}

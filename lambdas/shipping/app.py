@@ -8,7 +8,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from pipeline import wiring
+from pipeline import metric_names, wiring
 from pipeline.domain import to_json
 from pipeline.errors import AddressRejected, CarrierUnavailable
 from pipeline.fulfilment import shipment_create
@@ -31,9 +31,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             store=wiring.dynamo_store(), carriers=wiring.carriers(), order_id=order_id
         )
     except (CarrierUnavailable, AddressRejected) as exc:
-        metrics.add_metric("ShipmentFailures", MetricUnit.Count, 1)
+        metrics.add_metric(metric_names.SHIPMENT_FAILURES, MetricUnit.Count, 1)
         logger.warning("shipment not booked", extra={"reason": str(exc)})
         raise
-    metrics.add_metric("OrdersShipped", MetricUnit.Count, 1)
+    metrics.add_metric(metric_names.ORDERS_SHIPPED, MetricUnit.Count, 1)
     logger.info("shipment recorded", extra={"shipment": to_json(order.shipment)})
     return {"OrderId": order_id, "Shipment": to_json(order.shipment)}

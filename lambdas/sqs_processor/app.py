@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from pipeline import wiring
+from pipeline import metric_names, wiring
 from pipeline.fulfilment import fulfilment_start, parse_fulfilment_message
 
 logger = Logger()
@@ -31,10 +31,10 @@ def handle_record(record: SQSRecord) -> None:
     try:
         result = fulfilment_start(workflow=wiring.fulfilment_workflow(), body=record.body)
         if result.started:
-            metrics.add_metric("WorkflowsStarted", MetricUnit.Count, 1)
+            metrics.add_metric(metric_names.WORKFLOWS_STARTED, MetricUnit.Count, 1)
             logger.info("workflow started", extra={"execution_arn": result.execution_arn})
         else:
-            metrics.add_metric("DuplicateDeliveries", MetricUnit.Count, 1)
+            metrics.add_metric(metric_names.DUPLICATE_DELIVERIES, MetricUnit.Count, 1)
             logger.info("workflow already exists", extra={"execution_arn": result.execution_arn})
     finally:
         logger.remove_keys(["order_id"])

@@ -12,9 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-import boto3
-from botocore.config import Config
-
+from pipeline import aws
 from pipeline.adapters.dynamodb import DynamoStore
 from pipeline.adapters.sqs import SqsQueue
 from pipeline.adapters.stepfunctions import FulfilmentWorkflow
@@ -293,13 +291,12 @@ class LocalRuntime:
     # -- wiring ------------------------------------------------------------------------------
 
     def _client(self, service: str, url: str) -> Any:
-        return boto3.client(
+        return aws.new_client(
             service,
             endpoint_url=url,
-            region_name=LOCAL_REGION,
-            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-            config=Config(retries={"mode": "standard", "max_attempts": 3}, max_pool_connections=32),
+            region=LOCAL_REGION,
+            credentials=LOCAL_CREDENTIALS,
+            config=aws.LOCAL_RUNTIME_CONFIG,
         )
 
     def client_env(self) -> dict[str, str]:

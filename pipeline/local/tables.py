@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import boto3
-
+from pipeline import aws
 from pipeline.local.cfn import load_template, sam_to_cloudformation
 from pipeline.local.emulators import (
     LOCAL_ACCOUNT_ID,
@@ -30,12 +29,12 @@ def start_tables(
     emulator = dynamodb_local(free_port(), data_dir)
     emulator.start()
     try:
-        client = boto3.client(
+        client = aws.new_client(
             "dynamodb",
             endpoint_url=emulator.url,
-            region_name=LOCAL_REGION,
-            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            region=LOCAL_REGION,
+            credentials=LOCAL_CREDENTIALS,
+            config=aws.SDK_DEFAULT_CONFIG,
         )
         template_path = template or REPO_ROOT / "template.yaml"
         cfn, code_dirs = sam_to_cloudformation(
