@@ -11,13 +11,31 @@ import boto3
 from botocore.config import Config
 
 # The pipeline's clients (functions, portal, scripts): a call stuck on the network fails within
-# seconds and is retried, well inside a function's timeout; the pool serves a threaded portal.
+# seconds and is retried, and the worst case of one call (every attempt timing out, plus the
+# backoff between them: worst_call_seconds) stays inside every function's timeout and inside
+# API Gateway's 29 s, so a caller always gets an answer it can act on (tests/unit/
+# test_sdk_budget.py). The pool serves a threaded portal.
+SDK_ATTEMPTS = 3
+SDK_CONNECT_TIMEOUT_S = 2
+SDK_READ_TIMEOUT_S = 5
+# botocore's standard retry mode sleeps at most 2**n seconds (with jitter) before retry n+1.
+_STANDARD_BACKOFF_CAP_S = 20
 DEFAULT_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 4},
-    connect_timeout=3,
-    read_timeout=15,
+    retries={"mode": "standard", "max_attempts": SDK_ATTEMPTS},
+    connect_timeout=SDK_CONNECT_TIMEOUT_S,
+    read_timeout=SDK_READ_TIMEOUT_S,
     max_pool_connections=64,
 )
+
+
+def worst_call_seconds() -> float:
+    """The longest one call with DEFAULT_CONFIG can take before it raises: every attempt
+    connecting and reading for as long as allowed, and the longest backoff between them."""
+    attempts = SDK_ATTEMPTS
+    backoff = sum(min(_STANDARD_BACKOFF_CAP_S, 2**n) for n in range(attempts - 1))
+    return attempts * (SDK_CONNECT_TIMEOUT_S + SDK_READ_TIMEOUT_S) + backoff
+
+
 # The local runtime's clients of its emulators (pipeline/local/runtime.py): each one is shared
 # by the runtime's pollers and servers, hence the larger pool; botocore's 60 s timeouts.
 LOCAL_RUNTIME_CONFIG = Config(

@@ -35,6 +35,7 @@ ENV_STATE_MACHINE_ARN = "STATE_MACHINE_ARN"
 ENV_STREAM_FAILURE_QUEUE_URL = "STREAM_FAILURE_QUEUE_URL"
 ENV_ALARM_TOPIC_ARN = "ALARM_TOPIC_ARN"
 ENV_DASHBOARD = "CLOUDWATCH_DASHBOARD"
+ENV_PAYMENT_LEDGER_TABLE = "PAYMENT_LEDGER_TABLE"
 
 # template.yaml's Outputs -> the environment variables the portal, scripts and handlers read.
 # The local runtime writes them to its env file; `deploy.sh deploy` hands them to Zappa.
@@ -47,6 +48,7 @@ STACK_OUTPUT_ENV: dict[str, str] = {
     "StreamFailureQueueUrl": ENV_STREAM_FAILURE_QUEUE_URL,
     "AlarmTopicArn": ENV_ALARM_TOPIC_ARN,
     "DashboardName": ENV_DASHBOARD,
+    "PaymentLedgerTableName": ENV_PAYMENT_LEDGER_TABLE,
 }
 
 

@@ -10,8 +10,17 @@ from decimal import Decimal
 
 from pipeline.domain import CURRENCY, Order, StepOutcome, execution_name, utc_now
 from pipeline.errors import InvalidOrder, InvalidTransition
-from pipeline.ports import Carriers, MessageQueue, OrderStore, PaymentGateway, StartResult, Workflow
-from pipeline.statuses import OrderStatus
+from pipeline.ports import (
+    Carriers,
+    MessageQueue,
+    OrderStore,
+    PaymentGateway,
+    ReservationStore,
+    StartResult,
+    Workflow,
+)
+from pipeline.reservation import inventory_release
+from pipeline.statuses import HOLDS_STOCK, OrderStatus
 
 
 def fulfilment_request(*, queue: MessageQueue, order: Order) -> str:
@@ -50,6 +59,14 @@ def fulfilment_start(*, workflow: Workflow, body: str) -> StartResult:
     )
 
 
+PAID_STATUSES = frozenset({OrderStatus.PAID, OrderStatus.SHIPPED, OrderStatus.MANUAL_INTERVENTION})
+
+
+def payment_key(order: Order) -> str:
+    """The gateway's idempotency key for an order's current attempt: one charge per attempt."""
+    return f"{order.order_id}:{order.attempt}"
+
+
 def payment_charge(
     *,
     store: OrderStore,
@@ -60,21 +77,28 @@ def payment_charge(
 ) -> Order:
     """Charge a RESERVED order and record the payment (PAID). A retry after a recorded payment
     returns it without charging again. Raises PaymentDeclined or PaymentGatewayUnavailable.
+
+    The intent is written on the order before the gateway is called, and the gateway is
+    idempotent by key: a retry after a lost answer gets the same charge, and the compensation
+    of a failed payment knows to ask the gateway whether money was taken.
     """
     order = store.order_get(order_id)
-    if order.payment and order.status in (
-        OrderStatus.PAID,
-        OrderStatus.SHIPPED,
-        OrderStatus.MANUAL_INTERVENTION,
-    ):
+    if order.payment and order.status in PAID_STATUSES:
         return order
     if order.status != OrderStatus.RESERVED:
         raise InvalidTransition(order_id, order.status, str(OrderStatus.PAID))
+    key = payment_key(order)
+    if (order.payment_intent or {}).get("IdempotencyKey") != key:
+        order = store.order_set_fields(
+            order_id,
+            {"PaymentIntent": {"IdempotencyKey": key, "At": now or utc_now()}},
+            expected=[OrderStatus.RESERVED],
+        )
     charge = gateway.charge(
         amount=order.total or Decimal("0"),
         currency=(order.reservation or {}).get("Currency", CURRENCY),
         token=order.payment_token,
-        idempotency_key=f"{order_id}:{order.attempt}",
+        idempotency_key=key,
         attempt=retry_count,
     )
     try:
@@ -87,9 +111,12 @@ def payment_charge(
             set_fields={"Payment": charge.as_item()},
         )
     except InvalidTransition:
+        current = store.order_get(order_id)
+        paid = (current.payment or {}).get("TransactionId") == charge.transaction_id
+        if current.status in PAID_STATUSES and paid:
+            return current  # this write landed before (its answer was lost): nothing to do
         # Staff cancelled the order while the gateway was charging it: give the money back.
         refund = gateway.refund(charge.transaction_id)
-        current = store.order_get(order_id)
         store.order_transition(
             order_id,
             current.status,
@@ -98,6 +125,56 @@ def payment_charge(
             expected=[current.status],
         )
         raise
+
+
+def payment_compensate(
+    *,
+    store: ReservationStore,
+    gateway: PaymentGateway,
+    order_id: str,
+    reason: str,
+    now: str | None = None,
+) -> StepOutcome:
+    """After the payment step failed: give the stock back (PAYMENT_FAILED) and refund any
+    charge the gateway made for the attempt. An order that was paid after all is returned
+    unchanged, so the workflow routes it on to shipping; running this twice changes nothing.
+    """
+    order = store.order_get(order_id)
+    changed = False
+    if order.status in HOLDS_STOCK:
+        # The refund is owed before it is made: a crash between the two leaves it on the order,
+        # where the next run (or staff) finds it.
+        intent = order.payment_intent
+        released = inventory_release(
+            store=store,
+            order_id=order_id,
+            target=OrderStatus.PAYMENT_FAILED,
+            reason=reason,
+            now=now,
+            set_fields={"RefundDue": intent} if intent else None,
+        )
+        order, changed = released.order, released.changed
+    if order.refund_due:
+        order = _settle_refund(store, gateway, order, now or utc_now())
+    return StepOutcome(order, changed)
+
+
+def _settle_refund(store: OrderStore, gateway: PaymentGateway, order: Order, now: str) -> Order:
+    """Refund the charge an order's RefundDue names, if the gateway made one, and record it."""
+    due = order.refund_due or {}
+    charge = gateway.find_charge(str(due.get("IdempotencyKey", "")))
+    fields: dict[str, object] = {}
+    if charge is not None:
+        fields["Refund"] = {
+            "TransactionId": charge.transaction_id,
+            "RefundId": gateway.refund(charge.transaction_id),
+            "Amount": charge.amount,
+            "Currency": charge.currency,
+            "RefundedAt": now,
+        }
+    return store.order_set_fields(
+        order.order_id, fields, expected=[order.status], remove_fields=["RefundDue"]
+    )
 
 
 def shipment_create(
@@ -136,9 +213,10 @@ def shipment_create(
 def order_flag_for_review(
     *, store: OrderStore, order_id: str, reason: str, now: str | None = None
 ) -> StepOutcome:
-    """Move a paid order that could not ship to MANUAL_INTERVENTION, once."""
+    """Move a paid order that could not ship to MANUAL_INTERVENTION, once. An order that
+    shipped after all (the shipping step's answer was lost) is returned unchanged."""
     order = store.order_get(order_id)
-    if order.status == OrderStatus.MANUAL_INTERVENTION:
+    if order.status in (OrderStatus.MANUAL_INTERVENTION, OrderStatus.SHIPPED):
         return StepOutcome(order, changed=False)
     flagged = store.order_transition(
         order_id,

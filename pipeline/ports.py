@@ -122,6 +122,17 @@ class OrderStore(Protocol):
         """Move the order to `target` if its status allows; OrderNotFound or InvalidTransition."""
         ...
 
+    def order_set_fields(
+        self,
+        order_id: str,
+        fields: Mapping[str, Any],
+        *,
+        expected: Iterable[OrderStatus],
+        remove_fields: Sequence[str] = (),
+    ) -> Order:
+        """Write fields on the order, no status change, if its status is one of `expected`."""
+        ...
+
     def order_count_requeue(self, order_id: str, now: str) -> None:
         """Note that a RESERVED order was re-sent to the queue (no status change)."""
         ...
@@ -189,6 +200,8 @@ class ReservationStore(OrderStore, InventoryStore, Protocol):
         target: OrderStatus,
         reason: str,
         now: str,
+        *,
+        set_fields: Mapping[str, Any] | None = None,
     ) -> Order:
         """Give back every line's stock and move the order RESERVED -> `target`, once."""
         ...
@@ -259,8 +272,12 @@ class PaymentGateway(Protocol):
         """Charge `amount`; PaymentDeclined or PaymentGatewayUnavailable."""
         ...
 
+    def find_charge(self, idempotency_key: str) -> Charge | None:
+        """The approved charge made for this key, or None."""
+        ...
+
     def refund(self, transaction_id: str) -> str:
-        """Give an approved charge back; return the refund id."""
+        """Give an approved charge back (once, however often asked); return the refund id."""
         ...
 
 

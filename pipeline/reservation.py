@@ -3,8 +3,10 @@ release gives it back."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from pipeline.domain import CURRENCY, Order, OrderLine, StepOutcome, utc_now
 from pipeline.errors import (
@@ -113,9 +115,11 @@ def inventory_release(
     target: OrderStatus = OrderStatus.PAYMENT_FAILED,
     reason: str,
     now: str | None = None,
+    set_fields: Mapping[str, Any] | None = None,
 ) -> StepOutcome:
-    """Give back exactly what the order reserved and move it to `target`, once: an order that
-    holds no stock (never reserved, or released already) is returned unchanged.
+    """Give back exactly what the order reserved and move it to `target` (writing
+    `set_fields` with it), once: an order that holds no stock (never reserved, or released
+    already) is returned unchanged.
     """
     order = store.order_get(order_id)
     if order.status not in HOLDS_STOCK:
@@ -125,7 +129,9 @@ def inventory_release(
         for line in (order.reservation or {}).get("Lines", [])
     ]
     try:
-        released = store.release(order_id, lines, target, reason, now or utc_now())
+        released = store.release(
+            order_id, lines, target, reason, now or utc_now(), set_fields=set_fields
+        )
     except InvalidTransition:
         return StepOutcome(store.order_get(order_id), changed=False)
     return StepOutcome(released, changed=True)

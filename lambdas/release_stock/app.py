@@ -1,4 +1,4 @@
-"""ReleaseStock: the compensation after a failed payment; gives the stock back, PAYMENT_FAILED."""
+"""ReleaseStock: the compensation after a failed payment; stock back, charge refunded."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from pipeline import wiring
-from pipeline.fulfilment import failure_reason
-from pipeline.reservation import inventory_release
-from pipeline.statuses import OrderStatus
+from pipeline import metric_names, wiring
+from pipeline.domain import to_json
+from pipeline.fulfilment import failure_reason, payment_compensate
 
 logger = Logger()
 tracer = Tracer()
@@ -22,18 +21,24 @@ metrics = Metrics()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Input {OrderId, Error, Cause} from the payment step's Catch; output {OrderId, Status}."""
+    """Input {OrderId, Error, Cause} from the payment step's Catch; output {OrderId, Status}.
+
+    The workflow routes on Status: an order found PAID (its payment landed after all) goes on
+    to shipping; otherwise the stock is back and any charge refunded (PAYMENT_FAILED)."""
     order_id = event["OrderId"]
     logger.append_keys(order_id=order_id)
     reason = failure_reason("Payment failed", event.get("Error"), event.get("Cause"))
-    outcome = inventory_release(
+    outcome = payment_compensate(
         store=wiring.dynamo_store(),
+        gateway=wiring.payment_gateway(),
         order_id=order_id,
-        target=OrderStatus.PAYMENT_FAILED,
         reason=reason,
     )
     order = outcome.order
     if outcome.changed:
-        metrics.add_metric("StockReleases", MetricUnit.Count, 1)
-    logger.info("payment failure recorded", extra={"status": str(order.status), "reason": reason})
+        metrics.add_metric(metric_names.STOCK_RELEASES, MetricUnit.Count, 1)
+    logger.info(
+        "payment failure recorded",
+        extra={"status": str(order.status), "reason": reason, "refund": to_json(order.refund)},
+    )
     return {"OrderId": order_id, "Status": str(order.status)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,6 +11,9 @@ from botocore.exceptions import ClientError
 
 from pipeline import aws
 from pipeline.ports import StartResult
+
+# The input field that makes each start call's input its own (see FulfilmentWorkflow.start).
+START_REQUEST_FIELD = "StartRequestId"
 
 
 class FulfilmentWorkflow:
@@ -30,10 +34,18 @@ class FulfilmentWorkflow:
         return f"{prefix}:execution:{machine}:{name}"
 
     def start(self, name: str, payload: Mapping[str, Any]) -> StartResult:
-        """Start the execution `name` unless it exists; never start a second one."""
+        """Start the execution `name` unless it exists; never start a second one.
+
+        StartExecution answers a call with the name *and input* of a RUNNING execution as if
+        it had started it. So that `started` is true only for the call that created the
+        execution, each call's input carries its own StartRequestId next to `payload`: a later
+        call for the same name then gets ExecutionAlreadyExists, while the SDK's retries of
+        one call resend the same id and still count as that call.
+        """
+        body = {**payload, START_REQUEST_FIELD: uuid.uuid4().hex}
         try:
             response = self.client.start_execution(
-                stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(payload)
+                stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(body)
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":

@@ -263,6 +263,21 @@ class Order:
         return int(self.extra.get("RequeueCount", 0))
 
     @property
+    def payment_intent(self) -> Mapping[str, Any] | None:
+        """The charge the payment step set out to make ({IdempotencyKey, At}), if any."""
+        return self.extra.get("PaymentIntent")
+
+    @property
+    def refund_due(self) -> Mapping[str, Any] | None:
+        """A possible charge of a failed payment that is still to be refunded, if any."""
+        return self.extra.get("RefundDue")
+
+    @property
+    def refund(self) -> Mapping[str, Any] | None:
+        """The refund of a failed payment's charge, once made."""
+        return self.extra.get("Refund")
+
+    @property
     def total(self) -> Decimal | None:
         """What the reserved lines cost, once the order is reserved."""
         if not self.reservation:

@@ -6,7 +6,7 @@ import copy
 import importlib
 import json
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
@@ -20,15 +20,9 @@ from botocore.exceptions import ClientError
 from pipeline import aws
 from pipeline.adapters.dynamodb import deserialize
 from pipeline.domain import InventoryItem, Order, OrderLine
-from pipeline.errors import (
-    InsufficientStock,
-    InvalidTransition,
-    OrderNotFound,
-    ReservationContention,
-    Shortage,
-)
-from pipeline.ports import StartResult
-from pipeline.statuses import OrderStatus, sources_of
+from pipeline.errors import ReservationContention
+from pipeline.statuses import OrderStatus
+from tests.fakes import FakeQueue, FakeStore, FakeWorkflow
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 T0 = "2024-05-01T10:00:00.000Z"
@@ -62,145 +56,6 @@ class FakeLambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return 30_000
-
-
-# -- in-memory fakes of the adapters (only what the use cases call) ---------------------------
-
-
-class FakeStore:
-    """The Orders and Inventory tables, with DynamoStore's conditional semantics."""
-
-    def __init__(self, orders: Iterable[Order] = (), stock: Mapping[str, tuple[int, str]] = ()):
-        self.items: dict[str, dict[str, Any]] = {o.order_id: o.as_item() for o in orders}
-        self.stock = {
-            name: InventoryItem(name, count, Decimal(price))
-            for name, (count, price) in dict(stock).items()
-        }
-        self.fail_reserve: dict[str, Exception] = {}
-
-    def order(self, order_id: str) -> Order:
-        """The stored order (test helper)."""
-        return Order.from_item(copy.deepcopy(self.items[order_id]))
-
-    def order_get(self, order_id: str, *, consistent: bool = True) -> Order:
-        if order_id not in self.items:
-            raise OrderNotFound(order_id)
-        return self.order(order_id)
-
-    def inventory_get_many(
-        self, names: Iterable[str], *, consistent: bool = True
-    ) -> dict[str, InventoryItem]:
-        return {n: self.stock[n] for n in names if n in self.stock}
-
-    def order_transition(
-        self,
-        order_id: str,
-        target: OrderStatus,
-        reason: str,
-        now: str,
-        *,
-        expected: Iterable[OrderStatus] | None = None,
-        set_fields: Mapping[str, Any] | None = None,
-        remove_fields: Sequence[str] = (),
-        increment: Mapping[str, int] | None = None,
-    ) -> Order:
-        allowed = set(sources_of(target) if expected is None else expected)
-        item = self.items.get(order_id)
-        if item is None:
-            raise OrderNotFound(order_id)
-        if item["Status"] not in allowed:
-            raise InvalidTransition(order_id, item["Status"], str(target))
-        item.update(copy.deepcopy(dict(set_fields or {})))
-        for name in remove_fields:
-            item.pop(name, None)
-        for name, delta in (increment or {}).items():
-            item[name] = item.get(name, 0) + delta
-        item.update({"Status": str(target), "StatusReason": reason, "LastUpdated": now})
-        item.setdefault("StatusHistory", []).append(
-            {"Status": str(target), "At": now, "Reason": reason}
-        )
-        return self.order(order_id)
-
-    def reserve(self, order: Order, reservation: Mapping[str, Any], reason: str, now: str) -> Order:
-        order_id, lines = order.order_id, order.lines
-        if order_id in self.fail_reserve:
-            raise self.fail_reserve[order_id]
-        short = [
-            Shortage(
-                line.item_name,
-                line.quantity,
-                getattr(self.stock.get(line.item_name), "stock", None),
-            )
-            for line in lines
-            if line.item_name not in self.stock or self.stock[line.item_name].stock < line.quantity
-        ]
-        if short:
-            raise InsufficientStock(short)
-        order = self.order_transition(
-            order_id,
-            OrderStatus.RESERVED,
-            reason,
-            now,
-            expected=[OrderStatus.PENDING],
-            set_fields={"Reservation": reservation},
-            remove_fields=["Rejection"],
-            increment={"Attempt": 1},
-        )
-        for line in lines:
-            row = self.stock[line.item_name]
-            self.stock[line.item_name] = replace(row, stock=row.stock - line.quantity)
-        return order
-
-    def release(
-        self,
-        order_id: str,
-        lines: Sequence[OrderLine],
-        target: OrderStatus,
-        reason: str,
-        now: str,
-    ) -> Order:
-        order = self.order_transition(
-            order_id, target, reason, now, expected=[OrderStatus.RESERVED]
-        )
-        for line in lines:
-            row = self.stock.get(line.item_name) or InventoryItem(line.item_name, 0, Decimal("0"))
-            self.stock[line.item_name] = replace(row, stock=row.stock + line.quantity)
-        return order
-
-
-class FakeQueue:
-    """The Orders queue: remembers what was sent."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[dict[str, Any], dict[str, str] | None]] = []
-
-    def send_json(
-        self, body: Mapping[str, Any], *, attributes: Mapping[str, str] | None = None
-    ) -> str:
-        json.dumps(body)  # what SQS would be sent must be JSON
-        self.sent.append((dict(body), dict(attributes) if attributes else None))
-        return f"msg-{len(self.sent)}"
-
-
-class FakeWorkflow:
-    """The state machine: one execution per name, like Step Functions."""
-
-    ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:OrderWorkflow-Ab12Cd34"
-
-    def __init__(self, existing: Iterable[str] = ()) -> None:
-        self.executions: dict[str, dict[str, Any]] = {name: {} for name in existing}
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-        self.fail_on: dict[str, Exception] = {}
-
-    def start(self, name: str, payload: Mapping[str, Any]) -> StartResult:
-        self.calls.append((name, dict(payload)))
-        if name in self.fail_on:
-            raise self.fail_on[name]
-        arn = self.ARN.replace(":stateMachine:", ":execution:") + f":{name}"
-        if name in self.executions:
-            return StartResult(arn, started=False)
-        self.executions[name] = dict(payload)
-        return StartResult(arn, started=True)
 
 
 # -- fixtures ---------------------------------------------------------------------------------
@@ -324,11 +179,18 @@ def _orders_from_stream(event: dict[str, Any], skip: set[str]) -> list[Order]:
     return orders
 
 
-STOCK = {
-    "laptop": (10, "999.99"),
-    "mouse": (50, "25.50"),
-    "keyboard": (5, "49.99"),
-}
+def _inventory(rows: Mapping[str, tuple[int, str]]) -> list[InventoryItem]:
+    """Inventory rows from {name: (stock, price)}."""
+    return [InventoryItem(name, count, Decimal(price)) for name, (count, price) in rows.items()]
+
+
+STOCK = _inventory(
+    {
+        "laptop": (10, "999.99"),
+        "mouse": (50, "25.50"),
+        "keyboard": (5, "49.99"),
+    }
+)
 
 
 def _reserved(order_id: str, *, token: str | None = None, postcode: str = "12345") -> Order:
@@ -398,9 +260,13 @@ def test_stream_batch_reserves_rejects_and_reports_the_failed_record(
     assert "insufficient stock for 'laptop' (requested 40, available 9)" in c.status_reason
     assert "unknown item 'monitor'" in c.status_reason
     assert {s["ItemName"] for s in c.rejection} == {"laptop", "monitor"}
-    assert {n: r.stock for n, r in store.stock.items()} == {"laptop": 9, "mouse": 47, "keyboard": 4}
+    assert {n: r.stock for n, r in store.inventory.items()} == {
+        "laptop": 9,
+        "mouse": 47,
+        "keyboard": 4,
+    }
     # and the reserved orders, and only they, went to the Orders queue
-    assert queue.sent == [
+    assert [(m.json(), m.string_attributes) for m in queue.sent] == [
         ({"OrderId": ORDER_A, "Attempt": 1}, {"OrderId": ORDER_A}),
         ({"OrderId": ORDER_D, "Attempt": 1}, {"OrderId": ORDER_D}),
     ]
@@ -453,9 +319,11 @@ def test_a_redelivered_record_of_a_reserved_order_does_not_reserve_twice(
 
     # Then no stock moves, the order is re-sent (the execution name makes that harmless)
     assert result == {"batchItemFailures": []}
-    assert store.stock["laptop"].stock == 10
+    assert store.inventory["laptop"].stock == 10
     assert store.order(ORDER_A).attempt == 1
-    assert queue.sent == [({"OrderId": ORDER_A, "Attempt": 1}, {"OrderId": ORDER_A})]
+    assert [(m.json(), m.string_attributes) for m in queue.sent] == [
+        ({"OrderId": ORDER_A, "Attempt": 1}, {"OrderId": ORDER_A})
+    ]
     assert (ORDER_A, "order already handled") in output.messages()
     assert output.metric("ReservationsSucceeded") == 0
     assert output.metric("OrdersProcessed") == 1
@@ -511,7 +379,7 @@ def test_a_transient_store_error_is_reported_not_swallowed(
         ]
     }
     assert store.order(ORDER_D).status is OrderStatus.PENDING
-    assert [body["OrderId"] for body, _ in queue.sent] == [ORDER_A]
+    assert [m.json()["OrderId"] for m in queue.sent] == [ORDER_A]
 
 
 def test_a_record_without_a_new_image_is_reported(
@@ -868,7 +736,9 @@ def test_release_gives_the_stock_back_with_the_catch_reason(
     # Given a reserved order whose payment was declined, and the Catch output with a Lambda
     # JSON Cause
     app = load_app("release_stock")
-    store = FakeStore([_reserved(ORDER_P)], {"laptop": (9, "999.99"), "mouse": (48, "25.50")})
+    store = FakeStore(
+        [_reserved(ORDER_P)], _inventory({"laptop": (9, "999.99"), "mouse": (48, "25.50")})
+    )
     use_fakes(monkeypatch, app, store=store)
 
     # When the handler runs
@@ -879,7 +749,7 @@ def test_release_gives_the_stock_back_with_the_catch_reason(
     assert result == {"OrderId": ORDER_P, "Status": "PAYMENT_FAILED"}
     assert order.status is OrderStatus.PAYMENT_FAILED
     assert order.status_reason == "Payment failed: PaymentDeclined: card declined by issuer"
-    assert (store.stock["laptop"].stock, store.stock["mouse"].stock) == (10, 50)
+    assert (store.inventory["laptop"].stock, store.inventory["mouse"].stock) == (10, 50)
     output = read_output(capsys)
     assert_every_log_line_names_its_order(output)
     assert output.messages() == [(ORDER_P, "payment failure recorded")]
@@ -893,7 +763,9 @@ def test_release_run_twice_gives_the_stock_back_once(
 ) -> None:
     # Given a reserved order
     app = load_app("release_stock")
-    store = FakeStore([_reserved(ORDER_P)], {"laptop": (9, "999.99"), "mouse": (48, "25.50")})
+    store = FakeStore(
+        [_reserved(ORDER_P)], _inventory({"laptop": (9, "999.99"), "mouse": (48, "25.50")})
+    )
     use_fakes(monkeypatch, app, store=store)
     event = load_event("sfn_release_stock_input.json")
 
@@ -903,7 +775,7 @@ def test_release_run_twice_gives_the_stock_back_once(
 
     # Then the second run changes nothing
     assert second == {"OrderId": ORDER_P, "Status": "PAYMENT_FAILED"}
-    assert (store.stock["laptop"].stock, store.stock["mouse"].stock) == (10, 50)
+    assert (store.inventory["laptop"].stock, store.inventory["mouse"].stock) == (10, 50)
     assert len(store.order(ORDER_P).history) == 3
 
 
@@ -914,7 +786,9 @@ def test_release_run_twice_counts_one_release(
 ) -> None:
     # Given a reserved order
     app = load_app("release_stock")
-    store = FakeStore([_reserved(ORDER_P)], {"laptop": (9, "999.99"), "mouse": (48, "25.50")})
+    store = FakeStore(
+        [_reserved(ORDER_P)], _inventory({"laptop": (9, "999.99"), "mouse": (48, "25.50")})
+    )
     use_fakes(monkeypatch, app, store=store)
     event = load_event("sfn_release_stock_input.json")
 

@@ -4,8 +4,7 @@ inventory rules, DLQ peek / replay / discard, and the capped order count."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -13,116 +12,22 @@ import pytest
 
 from pipeline.adapters.dynamodb import DynamoStore
 from pipeline.dlq import dlq_discard, dlq_peek, dlq_replay
-from pipeline.domain import InventoryItem
+from pipeline.domain import InventoryItem, Order, OrderLine
 from pipeline.errors import (
     InsufficientStock,
     InvalidInventoryItem,
     InventoryItemExists,
     InventoryItemNotFound,
     MessageNotFound,
-    Shortage,
 )
 from pipeline.inventory import inventory_adjust_stock, inventory_create, inventory_update_details
 from pipeline.ports import QueueMessage
 from pipeline.statuses import OrderStatus
-
-# -- Fakes ------------------------------------------------------------------------------------
-
-
-@dataclass
-class FakeStore:
-    """Records writes; holds inventory rows by name."""
-
-    rows: dict[str, InventoryItem] = field(default_factory=dict)
-    writes: list[str] = field(default_factory=list)
-
-    def inventory_put_if_absent(self, item: InventoryItem) -> bool:
-        self.writes.append(f"put {item.item_name}")
-        if item.item_name in self.rows:
-            return False
-        self.rows[item.item_name] = item
-        return True
-
-    def inventory_adjust(self, name: str, delta: int) -> InventoryItem:
-        self.writes.append(f"adjust {name} {delta}")
-        row = self.rows.get(name)
-        if row is None or row.stock + delta < 0:
-            raise InsufficientStock([Shortage(name, -delta, row.stock if row else None)])
-        self.rows[name] = InventoryItem(name, row.stock + delta, row.price, row.description)
-        return self.rows[name]
-
-    def inventory_update_details(
-        self, name: str, *, price: Decimal, description: str
-    ) -> InventoryItem:
-        self.writes.append(f"update {name}")
-        row = self.rows[name]
-        self.rows[name] = InventoryItem(name, row.stock, price, description)
-        return self.rows[name]
-
-
-class FakeQueue:
-    """An SQS queue in memory: receive hides messages until released, deleted or 'timed out'
-    (time never passes here, so a hidden message stays hidden unless released)."""
-
-    def __init__(self, bodies: Iterable[str] = (), *, fail_sends: bool = False):
-        self.messages: dict[str, str] = {}
-        self.hidden: set[str] = set()
-        self.receives: dict[str, int] = {}
-        self.sent: list[str] = []
-        self.fail_sends = fail_sends
-        self.log: list[str] = []
-        for body in bodies:
-            self.messages[f"m{len(self.messages) + 1}"] = body
-
-    def receive(
-        self, *, max_messages: int = 10, wait_seconds: int = 0, visibility: int | None = None
-    ) -> list[QueueMessage]:
-        batch = []
-        for message_id, body in self.messages.items():
-            if message_id in self.hidden:
-                continue
-            self.hidden.add(message_id)
-            self.receives[message_id] = self.receives.get(message_id, 0) + 1
-            batch.append(
-                QueueMessage(
-                    message_id,
-                    f"rh-{message_id}-{self.receives[message_id]}",
-                    body,
-                    {
-                        "ApproximateReceiveCount": str(self.receives[message_id]),
-                        "SentTimestamp": "1767225600000",
-                        "ApproximateFirstReceiveTimestamp": "1767225601000",
-                    },
-                )
-            )
-            if len(batch) == max_messages:
-                break
-        return batch
-
-    def delete(self, message: QueueMessage) -> None:
-        self.log.append(f"delete {message.message_id}")
-        self.messages.pop(message.message_id, None)
-        self.hidden.discard(message.message_id)
-
-    def release(self, messages: Iterable[QueueMessage]) -> int:
-        released = [m.message_id for m in messages]
-        self.log.append(f"release {','.join(released)}")
-        self.hidden.difference_update(released)
-        return len(released)
-
-    def send_raw(self, body: str, *, attributes: Any = None) -> str:
-        if self.fail_sends:
-            raise RuntimeError("AWS.SimpleQueueService.NonExistentQueue")
-        self.sent.append(body)
-        self.log.append(f"send {body}")
-        return f"new-{len(self.sent)}"
-
-    @property
-    def visible(self) -> list[str]:
-        return [m for m in self.messages if m not in self.hidden]
+from tests.fakes import FakeQueue, FakeStore
 
 
 def order_body(order_id: str, attempt: int = 1) -> str:
+    """A fulfilment request as the Orders queue carries it."""
     return json.dumps({"OrderId": order_id, "Attempt": attempt})
 
 
@@ -141,7 +46,7 @@ def test_an_item_is_created_with_its_price_kept_exact():
     # Then the name and description are trimmed and the price is a two-place Decimal
     assert item == InventoryItem("Desk Lamp", 3, Decimal("19.90"), "LED")
     assert str(item.price) == "19.90"
-    assert store.rows["Desk Lamp"] == item
+    assert store.inventory["Desk Lamp"] == item
 
 
 @pytest.mark.parametrize(
@@ -191,15 +96,15 @@ def test_a_price_with_trailing_zeros_beyond_two_places_is_still_two_places():
 
 
 def test_creating_an_existing_item_is_refused():
-    store = FakeStore({"pen": InventoryItem("pen", 5, Decimal("1.00"))})
+    store = FakeStore(inventory=[InventoryItem("pen", 5, Decimal("1.00"))])
     with pytest.raises(InventoryItemExists):
         inventory_create(store=store, item_name="pen", stock=1, price="2.00")
-    assert store.rows["pen"].stock == 5
+    assert store.inventory["pen"].stock == 5
 
 
 @pytest.mark.parametrize("delta", [0, True, 1.5, "3", 10**10])
 def test_an_adjustment_must_be_a_non_zero_whole_number(delta: object):
-    store = FakeStore({"pen": InventoryItem("pen", 5, Decimal("1.00"))})
+    store = FakeStore(inventory=[InventoryItem("pen", 5, Decimal("1.00"))])
     with pytest.raises(InvalidInventoryItem):
         inventory_adjust_stock(store=store, item_name="pen", delta=delta)
     assert store.writes == []
@@ -211,14 +116,14 @@ def test_adjusting_an_unknown_item_says_it_does_not_exist():
 
 
 def test_an_adjustment_below_zero_is_insufficient_stock():
-    store = FakeStore({"pen": InventoryItem("pen", 2, Decimal("1.00"))})
+    store = FakeStore(inventory=[InventoryItem("pen", 2, Decimal("1.00"))])
     with pytest.raises(InsufficientStock):
         inventory_adjust_stock(store=store, item_name="pen", delta=-3)
-    assert store.rows["pen"].stock == 2
+    assert store.inventory["pen"].stock == 2
 
 
 def test_editing_details_validates_the_price_and_leaves_stock_to_the_store():
-    store = FakeStore({"pen": InventoryItem("pen", 2, Decimal("1.00"))})
+    store = FakeStore(inventory=[InventoryItem("pen", 2, Decimal("1.00"))])
     with pytest.raises(InvalidInventoryItem):
         inventory_update_details(store=store, item_name="pen", price="-1", description="")
     item = inventory_update_details(store=store, item_name="pen", price="3", description="Blue")
@@ -228,34 +133,20 @@ def test_editing_details_validates_the_price_and_leaves_stock_to_the_store():
 # -- DLQ peek ---------------------------------------------------------------------------------
 
 
-@dataclass
-class OrderRow:
-    status: OrderStatus
-
-
-class Orders:
-    """order_find on a dict; raises for one id to show a lookup failure."""
-
-    def __init__(self, orders: dict[str, OrderStatus], broken: bool = False):
-        self.orders = orders
-        self.broken = broken
-        self.lookups = 0
-
-    def order_find(self, order_id: str, *, consistent: bool = True) -> OrderRow | None:
-        self.lookups += 1
-        if self.broken:
-            raise ConnectionError("DynamoDB unreachable")
-        status = self.orders.get(order_id)
-        return OrderRow(status) if status else None
+def _order(order_id: str, status: OrderStatus) -> Order:
+    """An order in `status`."""
+    new = Order.new(customer_name="Ada", lines=[OrderLine("pen", 1)], order_id=order_id)
+    return replace(new, status=status)
 
 
 def test_peek_shows_each_message_once_with_its_order_and_releases_them_all():
     # Given a DLQ with two fulfilment requests (one for a missing order) and a stray body
     dlq = FakeQueue([order_body("o-1"), order_body("o-gone", 2), "garbage"])
-    store = Orders({"o-1": OrderStatus.RESERVED})
+    store = FakeStore([_order("o-1", OrderStatus.RESERVED)])
+    dlq.advance(1)  # first looked at a second after they arrived
 
     # When it is peeked
-    letters = dlq_peek(dlq=dlq, store=store)  # type: ignore[arg-type]
+    letters = dlq_peek(dlq=dlq, store=store)
 
     # Then each message appears once, with its order and that order's status
     assert [(x.message_id, x.order_id, x.attempt) for x in letters] == [
@@ -273,7 +164,7 @@ def test_peek_shows_each_message_once_with_its_order_and_releases_them_all():
 
 def test_peek_stops_at_its_maximum_and_still_releases_what_it_received():
     dlq = FakeQueue([order_body(f"o-{n}") for n in range(25)])
-    letters = dlq_peek(dlq=dlq, max_messages=12)  # type: ignore[arg-type]
+    letters = dlq_peek(dlq=dlq, max_messages=12)
     assert len(letters) == 12
     assert len(dlq.visible) == 25
 
@@ -281,14 +172,15 @@ def test_peek_stops_at_its_maximum_and_still_releases_what_it_received():
 def test_peek_reports_a_store_failure_on_the_messages_and_asks_only_once():
     # Given an Orders table that cannot be reached
     dlq = FakeQueue([order_body("o-1"), order_body("o-2")])
-    store = Orders({}, broken=True)
+    store = FakeStore()
+    store.fail_reads = ConnectionError("DynamoDB unreachable")
 
     # When the DLQ is peeked
-    letters = dlq_peek(dlq=dlq, store=store)  # type: ignore[arg-type]
+    letters = dlq_peek(dlq=dlq, store=store)
 
     # Then the messages list, each with the error, after a single failed lookup
     assert all("DynamoDB unreachable" in (x.lookup_error or "") for x in letters)
-    assert store.lookups == 1
+    assert len(store.order_reads) == 1
 
 
 # -- DLQ replay -------------------------------------------------------------------------------
@@ -300,7 +192,7 @@ def test_replay_sends_each_message_before_deleting_it():
     dlq.log = target.log  # one log for both queues: the order of operations
 
     # When they are replayed
-    result = dlq_replay(dlq=dlq, target=target)  # type: ignore[arg-type]
+    result = dlq_replay(dlq=dlq, target=target)
 
     # Then both moved, each sent first and deleted after
     assert (result.moved, result.failed, result.skipped) == (2, 0, 0)
@@ -318,7 +210,7 @@ def test_a_message_that_fails_to_send_stays_in_the_dlq_and_is_visible_again():
     dlq, target = FakeQueue([order_body("a"), order_body("b")]), FakeQueue(fail_sends=True)
 
     # When a replay runs
-    result = dlq_replay(dlq=dlq, target=target)  # type: ignore[arg-type]
+    result = dlq_replay(dlq=dlq, target=target)
 
     # Then nothing moved and nothing is lost: both are in the DLQ, visible
     assert (result.moved, result.failed) == (0, 2)
@@ -333,8 +225,8 @@ def test_skipped_and_over_the_limit_messages_are_released_and_reports_run_as_it_
 
     # When a replay runs
     result = dlq_replay(
-        dlq=dlq,  # type: ignore[arg-type]
-        target=target,  # type: ignore[arg-type]
+        dlq=dlq,
+        target=target,
         limit=1,
         accept=lambda m: json.loads(m.body)["OrderId"] in {"0", "2", "4"},
         progress=lambda moved, message: moved_ids.append(message.message_id),
@@ -351,12 +243,12 @@ def test_skipped_and_over_the_limit_messages_are_released_and_reports_run_as_it_
 def test_a_selection_skips_the_rest_and_leaves_them_visible():
     dlq, target = FakeQueue([order_body(str(n)) for n in range(3)]), FakeQueue()
     result = dlq_replay(
-        dlq=dlq,  # type: ignore[arg-type]
-        target=target,  # type: ignore[arg-type]
+        dlq=dlq,
+        target=target,
         accept=lambda m: m.message_id == "m2",
     )
     assert (result.moved, result.skipped) == (1, 2)
-    assert target.sent == [order_body("1")]
+    assert [m.body for m in target.sent] == [order_body("1")]
     assert dlq.visible == ["m1", "m3"]
 
 
@@ -367,21 +259,21 @@ def test_a_replay_that_outlasts_the_visibility_timeout_stops_after_one_round():
     original = dlq.receive
 
     def receive_with_timeouts(**kwargs: Any) -> list[QueueMessage]:
-        dlq.hidden.clear()  # every earlier visibility timeout has run out
+        dlq.advance(3600)  # every earlier visibility timeout has run out
         return original(**kwargs)
 
     dlq.receive = receive_with_timeouts  # type: ignore[method-assign]
 
     # When the replay runs
     result = dlq_replay(
-        dlq=dlq,  # type: ignore[arg-type]
-        target=target,  # type: ignore[arg-type]
+        dlq=dlq,
+        target=target,
         accept=lambda m: m.message_id == "m1",
     )
 
     # Then it looked at each message once and stopped: one moved, three skipped, none twice
     assert (result.moved, result.failed, result.skipped) == (1, 0, 3)
-    assert target.sent == [order_body("0")]
+    assert [m.body for m in target.sent] == [order_body("0")]
 
 
 # -- DLQ discard ------------------------------------------------------------------------------
@@ -389,7 +281,7 @@ def test_a_replay_that_outlasts_the_visibility_timeout_stops_after_one_round():
 
 def test_discard_deletes_the_one_message_by_id_and_releases_the_others():
     dlq = FakeQueue([order_body("a"), order_body("b"), order_body("c")])
-    gone = dlq_discard(dlq=dlq, message_id="m2")  # type: ignore[arg-type]
+    gone = dlq_discard(dlq=dlq, message_id="m2")
     assert gone.body == order_body("b")
     assert list(dlq.messages) == ["m1", "m3"]
     assert dlq.visible == ["m1", "m3"]
@@ -398,7 +290,7 @@ def test_discard_deletes_the_one_message_by_id_and_releases_the_others():
 def test_discarding_a_message_that_is_not_there_changes_nothing():
     dlq = FakeQueue([order_body("a")])
     with pytest.raises(MessageNotFound):
-        dlq_discard(dlq=dlq, message_id="nope")  # type: ignore[arg-type]
+        dlq_discard(dlq=dlq, message_id="nope")
     assert dlq.visible == ["m1"]
 
 

@@ -60,6 +60,19 @@ def _retriers(state: dict[str, Any], error: str) -> list[dict[str, Any]]:
     return [r for r in state.get("Retry", []) if error in r["ErrorEquals"]]
 
 
+def _attempts_for(state: dict[str, Any], error: str) -> int:
+    """How often Step Functions retries `error`: the first retrier that matches it decides
+    (States.ALL matches every error, States.TaskFailed every error but States.Timeout)."""
+    for retrier in state.get("Retry", []):
+        names = retrier["ErrorEquals"]
+        catch_all = "States.ALL" in names or (
+            "States.TaskFailed" in names and error != "States.Timeout"
+        )
+        if error in names or catch_all:
+            return int(retrier.get("MaxAttempts", 3))
+    return 0
+
+
 # -- Functions ----------------------------------------------------------------------------------
 
 
@@ -114,7 +127,11 @@ def test_orders_table_keys_indexes_stream_billing_and_protection(
     # And its stream carries both images, billing is on demand, encryption and PITR are on
     assert props["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
     assert props["BillingMode"] == "PAY_PER_REQUEST"
-    assert props["SSESpecification"] == {"SSEEnabled": True}
+    assert props["SSESpecification"] == {
+        "SSEEnabled": True,
+        "SSEType": "KMS",
+        "KMSMasterKeyId": {"Fn::GetAtt": ["EncryptionKey", "Arn"]},
+    }
     assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert resources["OrdersTable"]["DeletionPolicy"] == "Retain"
 
@@ -211,9 +228,13 @@ def test_payment_retries_transient_errors_only(states: dict[str, Any]) -> None:
     assert retrier["MaxAttempts"] == 3
     assert retrier["BackoffRate"] > 1
     assert retrier["IntervalSeconds"] >= 1
-    # And nothing retries a decline, by name or through a catch-all
-    for name in ("PaymentDeclined", "States.ALL", "States.TaskFailed"):
-        assert _retriers(payment, name) == [], name
+    # And nothing retries a decline, by name or through a catch-all (a retrier with no
+    # attempts stands before the catch-all, which is there for timeouts and lost answers)
+    assert _attempts_for(payment, "PaymentDeclined") == 0
+    assert _attempts_for(payment, "InvalidTransition") == 0
+    # And a timeout or an SDK error after the charge is retried (the gateway is idempotent)
+    assert _attempts_for(payment, "States.Timeout") >= 1
+    assert _attempts_for(payment, "ClientError") >= 1
 
 
 def test_shipping_is_retried_twice(states: dict[str, Any]) -> None:
@@ -240,8 +261,21 @@ def test_failures_are_caught_into_compensation_and_manual_intervention(
         }
     ]
     assert states["ProcessPayment"]["Next"] == "ShipOrder"
-    assert states["ReleaseStock"]["Next"] == "PaymentFailed"
-    assert states["FlagForManualIntervention"]["Next"] == "ManualIntervention"
+    # And after a failure the order's actual status routes it: a payment that landed goes on
+    # to shipping, an order that shipped after all is not flagged
+    assert states["ReleaseStock"]["Next"] == "RouteAfterPaymentFailure"
+    after_payment = states["RouteAfterPaymentFailure"]
+    routes = {c["StringEquals"]: c["Next"] for c in after_payment["Choices"]}
+    assert {c["Variable"] for c in after_payment["Choices"]} == {"$.Compensation.Status"}
+    assert routes["PAID"] == "ShipOrder"
+    assert routes["SHIPPED"] == "OrderShipped"
+    assert after_payment["Default"] == "PaymentFailed"
+    assert states["FlagForManualIntervention"]["Next"] == "RouteAfterShippingFailure"
+    after_shipping = states["RouteAfterShippingFailure"]
+    assert [(c["Variable"], c["StringEquals"], c["Next"]) for c in after_shipping["Choices"]] == [
+        ("$.Review.Status", "SHIPPED", "OrderShipped")
+    ]
+    assert after_shipping["Default"] == "ManualIntervention"
 
 
 def test_error_names_of_the_definition_are_pipeline_exceptions(states: dict[str, Any]) -> None:

@@ -143,6 +143,54 @@ class OrdersTable(TableAdapter):
             raise InvalidTransition(order_id, deserialize(old).get("Status"), str(target)) from exc
         return Order.from_item(deserialize(response["Attributes"]))
 
+    def order_set_fields(
+        self,
+        order_id: str,
+        fields: Mapping[str, Any],
+        *,
+        expected: Iterable[OrderStatus],
+        remove_fields: Sequence[str] = (),
+    ) -> Order:
+        """Write `fields` on the order (no status change) if its status is one of `expected`;
+        return the order as written. OrderNotFound, or InvalidTransition with the real status.
+        """
+        allowed = sorted(set(expected))
+        names: dict[str, str] = {"#s": "Status"}
+        values: dict[str, Any] = {f":e{i}": str(status) for i, status in enumerate(allowed)}
+        sets = []
+        for i, (field, value) in enumerate(fields.items()):
+            names[f"#f{i}"] = field
+            values[f":f{i}"] = value
+            sets.append(f"#f{i} = :f{i}")
+        expression = "SET " + ", ".join(sets) if sets else ""
+        removes = []
+        for i, field in enumerate(remove_fields):
+            names[f"#d{i}"] = field
+            removes.append(f"#d{i}")
+        if removes:
+            expression += " REMOVE " + ", ".join(removes)
+        placeholders = ", ".join(f":e{i}" for i in range(len(allowed)))
+        try:
+            response = self.client.update_item(
+                TableName=self.orders_table,
+                Key={"OrderId": {"S": order_id}},
+                UpdateExpression=expression.strip(),
+                ConditionExpression=f"attribute_exists(OrderId) AND #s IN ({placeholders})",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=serialize(values),
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            old = exc.response.get("Item")
+            if not old:
+                raise OrderNotFound(order_id) from exc
+            status = deserialize(old).get("Status")
+            raise InvalidTransition(order_id, status, f"{status} (update)") from exc
+        return Order.from_item(deserialize(response["Attributes"]))
+
     def order_count_requeue(self, order_id: str, now: str) -> None:
         """Note that a RESERVED order was re-sent to the queue (no status change)."""
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -93,9 +94,12 @@ class DynamoStore(OrdersTable, InventoryTable):
         target: OrderStatus,
         reason: str,
         now: str,
+        *,
+        set_fields: Mapping[str, Any] | None = None,
     ) -> Order:
         """Give back the reserved stock of every line and move the order RESERVED -> `target`,
-        in one transaction. The status guard makes a second release impossible.
+        in one transaction (also writing `set_fields` on the order). The status guard makes a
+        second release impossible.
         """
         actions: list[dict[str, Any]] = [
             {
@@ -115,7 +119,12 @@ class DynamoStore(OrdersTable, InventoryTable):
         actions.append(
             {
                 "Update": self._transition_update(
-                    order_id, target, reason, now, expected=[OrderStatus.RESERVED]
+                    order_id,
+                    target,
+                    reason,
+                    now,
+                    expected=[OrderStatus.RESERVED],
+                    set_fields=set_fields,
                 )
             }
         )
@@ -137,7 +146,12 @@ class DynamoStore(OrdersTable, InventoryTable):
         order_index = len(actions) - 1
         for attempt in range(TRANSACTION_ATTEMPTS):
             try:
-                self.client.transact_write_items(TransactItems=actions)
+                # One token per try: the SDK's own retries of this call reuse it, so a retry
+                # after a success that lost its answer succeeds again instead of finding the
+                # order moved on; a new try after a cancellation is a new request.
+                self.client.transact_write_items(
+                    TransactItems=actions, ClientRequestToken=str(uuid.uuid4())
+                )
             except ClientError as exc:
                 code = error_code(exc)
                 if code in ("TransactionInProgressException", "ThrottlingException"):
