@@ -120,7 +120,9 @@ class ReplayForm(forms.Form):
     )
     reason = _reason()
 
-    def __init__(self, *args: object, message_ids: list[str] | None = None, **kwargs: object):
+    def __init__(
+        self, *args: object, message_ids: list[str] | None = None, **kwargs: object
+    ) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         # Any id is acceptable: one that is gone by now is simply not found by the replay.
         ids = message_ids if message_ids is not None else self.data.getlist("message", [])

@@ -12,6 +12,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 
+from operations import selectors
 from operations.audit import Action, Outcome, actor_name, record
 from operations.models import ReplayJob
 from pipeline import wiring
@@ -89,7 +90,7 @@ def run_replay_job(job_id: str) -> ReplayJob:
         dlq = wiring.dead_letter_queue()
         target = wiring.orders_queue()
         try:
-            total: int | None = dlq.depth()["visible"]
+            total: int | None = selectors.dlq_depth()["visible"]
         except Exception:  # only the progress bar needs it
             total = None
         ReplayJob.objects.filter(pk=job.pk).update(total=total)

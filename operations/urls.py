@@ -18,12 +18,8 @@ from operations.views.inventory import (
     inventory_edit_view,
     inventory_view,
 )
-from operations.views.orders import (
-    order_action_view,
-    order_detail_view,
-    orders_view,
-    requeue_stranded_view,
-)
+from operations.views.order_actions import order_action_view, requeue_stranded_view
+from operations.views.orders import order_detail_view, orders_view
 
 app_name = "operations"
 

@@ -1,5 +1,7 @@
-"""What every operations view shares: staff-only access, the admin's look, the pipeline's
-adapters built per request, and how a use case's outcome becomes a message and an audit row."""
+"""What every operations view shares: staff-only access, the admin's look, shown values.
+
+`carry_out` turns a use case's outcome into a message for the staff member and an audit row.
+"""
 
 from __future__ import annotations
 

@@ -43,6 +43,19 @@ ORDER_LINE_SCHEMA = {
 }
 
 
+class DomainCheckedField(serializers.Field):
+    """A field passed to order_submit as sent: a pipeline.domain rule checks it there, so the
+    API and every other caller refuse the same values with the same message."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        """The value as sent."""
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        """The value as stored."""
+        return value
+
+
 @extend_schema_field(
     {
         "type": "string",
@@ -52,16 +65,8 @@ ORDER_LINE_SCHEMA = {
         "example": "John Doe",
     }
 )
-class CustomerNameField(serializers.Field):
-    """Passed to order_submit as sent; the domain says what is wrong with it."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        """The value as sent."""
-        return data
-
-    def to_representation(self, value: Any) -> Any:
-        """The value as stored."""
-        return value
+class CustomerNameField(DomainCheckedField):
+    """The customer's name; the domain says what is wrong with it."""
 
 
 @extend_schema_field(
@@ -77,8 +82,8 @@ class CustomerNameField(serializers.Field):
         "example": ["laptop", {"ItemName": "mouse", "Quantity": 2}],
     }
 )
-class ItemsField(CustomerNameField):
-    """Passed to order_submit as sent; the domain parses and checks every line."""
+class ItemsField(DomainCheckedField):
+    """The order's lines; the domain parses and checks every one."""
 
 
 class StrictSerializer(serializers.Serializer):
@@ -116,13 +121,13 @@ ADDRESS_SCHEMA = {
         "example": "tok_approve",
     }
 )
-class PaymentTokenField(CustomerNameField):
-    """Passed to order_submit as sent; the domain checks it."""
+class PaymentTokenField(DomainCheckedField):
+    """The optional payment token; the domain checks its form."""
 
 
 @extend_schema_field(ADDRESS_SCHEMA)
-class ShippingAddressField(CustomerNameField):
-    """Passed to order_submit as sent; the domain checks every field."""
+class ShippingAddressField(DomainCheckedField):
+    """The optional shipping address; the domain checks every field of it."""
 
 
 class SubmitOrderRequestSerializer(StrictSerializer):

@@ -1,9 +1,7 @@
-"""The order endpoints: translate the request, call one pipeline use case, translate the result."""
+"""The order endpoints: translate the request, call one service or selector, answer in HTTP."""
 
 from __future__ import annotations
 
-import logging
-import re
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
@@ -15,13 +13,9 @@ from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from orders_api import idempotency
-from orders_api.exceptions import (
-    IdempotencyKeyReused,
-    InvalidRequest,
-    OrderIdConflict,
-    flatten_errors,
-)
+from orders_api.exceptions import InvalidRequest, flatten_errors
 from orders_api.models import ClientAPIKey
+from orders_api.selectors import order_for_client
 from orders_api.serializers import (
     ORDER_FIELDS,
     ErrorSerializer,
@@ -29,15 +23,10 @@ from orders_api.serializers import (
     SubmitOrderRequestSerializer,
     SubmitOrderResponseSerializer,
 )
-from pipeline import wiring
-from pipeline.errors import InvalidOrder, OrderAlreadyExists
-from pipeline.orders import order_submit
+from orders_api.services import client_order_submit
 from pipeline.statuses import OrderStatus
 
-log = logging.getLogger(__name__)
 SUBMITTED = "Order submitted successfully"
-# Order ids are UUIDs; the seed's own may be any short key. Anything else is not worth a read.
-ORDER_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 # Response headers (drf-spectacular documents a header parameter with `response=` as one).
 _RETRY_AFTER = OpenApiParameter(
@@ -128,55 +117,21 @@ class SubmitOrderView(APIView):
         ],
     )
     def post(self, request: Request) -> Response:
-        """Validate the envelope, write the order through order_submit, answer 200."""
+        """Validate the envelope, submit through client_order_submit, answer 200."""
         key: ClientAPIKey = request.auth
-        body = request.data
-        envelope = SubmitOrderRequestSerializer(data=body)
+        envelope = SubmitOrderRequestSerializer(data=request.data)
         if not envelope.is_valid():
             raise InvalidRequest(flatten_errors(envelope.errors))
-        data = envelope.validated_data
-
-        order_id = request_hash = None
-        idem_key = request.headers.get(idempotency.HEADER)
-        if idem_key is not None:
-            problem = idempotency.validate_key(idem_key)
-            if problem:
-                raise InvalidRequest({idempotency.HEADER: problem}, "Invalid Idempotency-Key")
-            order_id = idempotency.order_id_for(key.client_id, idem_key)
-            request_hash = idempotency.request_hash(body)
-
-        store = wiring.dynamo_store()
-        try:
-            order = order_submit(
-                store=store,
-                customer_name=data.get("CustomerName"),
-                items=data.get("Items"),
-                client_id=key.client_id,
-                payment_token=data.get("PaymentToken"),
-                shipping_address=data.get("ShippingAddress"),
-                order_id=order_id,
-                request_hash=request_hash,
-            )
-        except InvalidOrder as exc:
-            raise InvalidRequest(exc.errors) from exc
-        except OrderAlreadyExists as exc:
-            if order_id is None:
-                raise OrderIdConflict() from exc
-            # Another request with this key won the conditional put (a retry, or a racer).
-            existing = store.order_find(order_id)
-            if existing is None or existing.client_id != key.client_id:
-                raise OrderIdConflict() from exc
-            if existing.request_hash != request_hash:
-                raise IdempotencyKeyReused() from exc
-            log.info("idempotent replay", extra={"order_id": existing.order_id})
-            response = self._submitted(request, existing.order_id)
-            response["Idempotent-Replayed"] = "true"
-            return response
-        log.info(
-            "order submitted",
-            extra={"order_id": order.order_id, "client_id": key.client_id},
+        submission = client_order_submit(
+            client_id=key.client_id,
+            fields=envelope.validated_data,
+            body=request.data,
+            idempotency_key=request.headers.get(idempotency.HEADER),
         )
-        return self._submitted(request, order.order_id)
+        response = self._submitted(request, submission.order_id)
+        if submission.replayed:
+            response["Idempotent-Replayed"] = "true"
+        return response
 
     @staticmethod
     def _submitted(request: Request, order_id: str) -> Response:
@@ -204,10 +159,8 @@ class OrderDetailView(APIView):
     def get(self, request: Request, order_id: str) -> Response:
         """The order as Order.as_json() has it, less the client's secrets."""
         key: ClientAPIKey = request.auth
-        if not ORDER_ID_RE.match(order_id):
-            raise NotFound("Order not found")
-        order = wiring.dynamo_store().order_find(order_id)
-        if order is None or order.client_id != key.client_id:
+        order = order_for_client(order_id=order_id, client_id=key.client_id)
+        if order is None:
             raise NotFound("Order not found")
         shown = order.as_json()
         return Response({name: shown[name] for name in ORDER_FIELDS if name in shown})

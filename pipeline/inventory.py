@@ -32,6 +32,41 @@ def inventory_create(
     Raises InvalidInventoryItem naming every bad field: the name as orders may use it,
     stock a whole number >= 0, price a decimal >= 0 with at most 2 places.
     """
+    item = _checked_item(item_name, stock, price, description)
+    if not store.inventory_put_if_absent(item):
+        raise InventoryItemExists(item.item_name)
+    return item
+
+
+def inventory_reset(
+    *,
+    store: InventoryStore,
+    item_name: object,
+    stock: object,
+    price: object,
+    description: object = "",
+) -> InventoryItem:
+    """Make an item hold exactly this stock, price and description, creating it if absent;
+    return the row as written. Raises InvalidInventoryItem as inventory_create does.
+
+    An existing row is never overwritten whole: price and description are set, then the stock
+    is moved to `stock` by one atomic adjustment, so units reserved in between stay reserved.
+    Only a row removed or drained meanwhile makes that step fail (InventoryItemNotFound,
+    InsufficientStock), with price and description already set.
+    """
+    item = _checked_item(item_name, stock, price, description)
+    if store.inventory_put_if_absent(item):
+        return item
+    current = store.inventory_update_details(
+        item.item_name, price=item.price, description=item.description
+    )
+    delta = item.stock - current.stock
+    return store.inventory_adjust(item.item_name, delta) if delta else current
+
+
+def _checked_item(
+    item_name: object, stock: object, price: object, description: object
+) -> InventoryItem:
     values = validated_fields(
         {
             "ItemName": (validate_item_name, item_name),
@@ -40,12 +75,9 @@ def inventory_create(
             "Description": (checked_description, description),
         }
     )
-    item = InventoryItem(
+    return InventoryItem(
         values["ItemName"], values["Stock"], values["Price"], values["Description"]
     )
-    if not store.inventory_put_if_absent(item):
-        raise InventoryItemExists(item.item_name)
-    return item
 
 
 def inventory_adjust_stock(

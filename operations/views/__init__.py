@@ -1,2 +1,5 @@
-"""The operations pages under /ops/: each view translates input, calls one use case (or reads
-through the pipeline's adapters), and renders the outcome in the admin's look."""
+"""The operations pages under /ops/, in the admin's look.
+
+Each view translates input, calls one pipeline use case (a write) or operations.selectors (a
+read), and renders the outcome.
+"""

@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 
+from operations import selectors
 from operations.models import AuditLogEntry
 from operations.web import ops_render, staff_required
 
@@ -16,7 +17,6 @@ PAGE_SIZE = 50
 @staff_required
 def audit_view(request: HttpRequest) -> HttpResponse:
     """Entries filtered by action, outcome, order id, item or actor."""
-    entries = AuditLogEntry.objects.all()
     filters = {
         "action": request.GET.get("action", ""),
         "outcome": request.GET.get("outcome", ""),
@@ -24,9 +24,7 @@ def audit_view(request: HttpRequest) -> HttpResponse:
         "item_name": request.GET.get("item_name", "").strip(),
         "actor": request.GET.get("actor", "").strip(),
     }
-    for field, value in filters.items():
-        if value:
-            entries = entries.filter(**{field: value})
+    entries = selectors.audit_entries(**filters)
     page = Paginator(entries, PAGE_SIZE).get_page(request.GET.get("page"))
     query = urlencode({k: v for k, v in filters.items() if v})
     return ops_render(

@@ -1,14 +1,36 @@
-"""/ops/: the pipeline at a glance, what `manage.py pipeline_status` prints, as a page."""
+"""/ops/: the pipeline at a glance, the status report `manage.py pipeline_status` prints."""
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from operations.status import DEFAULT_WINDOW, METRIC_WINDOWS, dashboard
+from operations.status_report import DEFAULT_MINUTES, RESOURCES, status_report
 from operations.web import ops_render, staff_required
+
+# Windows the dashboard offers for the metrics summary, in minutes.
+METRIC_WINDOWS: tuple[tuple[int, str], ...] = (
+    (15, "15 minutes"),
+    (60, "1 hour"),
+    (180, "3 hours"),
+    (720, "12 hours"),
+    (1440, "1 day"),
+    (10080, "7 days"),
+)
+
+
+def _ratio_rows(metrics: dict[str, Any] | None) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": name.replace("_", " "),
+            "ratio": ratio,
+            "percent": None if ratio is None else f"{ratio:.1%}",
+        }
+        for name, ratio in (metrics or {}).get("ratios", {}).items()
+    ]
 
 
 @staff_required
@@ -16,29 +38,36 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
     """Tables, queues, alarms, metrics over the chosen window, orders per status."""
     windows = dict(METRIC_WINDOWS)
     try:
-        minutes = int(request.GET.get("minutes", DEFAULT_WINDOW))
+        minutes = int(request.GET.get("minutes", DEFAULT_MINUTES))
     except ValueError:
-        minutes = DEFAULT_WINDOW
+        minutes = DEFAULT_MINUTES
     if minutes not in windows:
-        minutes = DEFAULT_WINDOW
+        minutes = DEFAULT_MINUTES
     exact = request.GET.get("exact") == "1"
     started = time.monotonic()
-    report = dashboard(minutes=minutes, exact=exact, count_cap=settings.OPS_STATUS_COUNT_CAP)
+    report = status_report(minutes=minutes, exact=exact, count_cap=settings.OPS_STATUS_COUNT_CAP)
     return ops_render(
         request,
         "operations/dashboard.html",
         {
-            **report,
+            "region": report.region,
+            "endpoints": report.endpoints,
+            "resources": {label: report.resources[name] for name, label in RESOURCES},
             "tables": [
-                ("Orders", report["orders_table"]),
-                ("Inventory", report["inventory_table"]),
+                ("Orders", report.tables["orders"]),
+                ("Inventory", report.tables["inventory"]),
             ],
             # The third value: messages waiting there need a person (shown in red).
             "queues": [
-                ("Orders queue", report["orders_queue"], False),
-                ("Dead-letter queue", report["dead_letter_queue"], True),
-                ("Stream-failure queue", report["stream_failure_queue"], True),
+                ("Orders queue", report.queues["orders"], False),
+                ("Dead-letter queue", report.queues["dead_letter"], True),
+                ("Stream-failure queue", report.queues["stream_failures"], True),
             ],
+            "dead_letter_queue": report.queues["dead_letter"],
+            "alarms": report.alarms,
+            "metrics": report.metrics,
+            "ratio_rows": _ratio_rows(report.metrics.value),
+            "status_counts": report.status_counts,
             "minutes": minutes,
             "windows": METRIC_WINDOWS,
             "exact": exact,

@@ -6,19 +6,20 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
+from operations import selectors
 from operations.audit import Action
 from operations.forms import ReasonForm, ReplayForm
 from operations.jobs import create_replay_job
 from operations.models import ReplayJob
-from operations.status import attempt
+from operations.parts import attempt
 from operations.web import carry_out, ops_render, staff_required
 from pipeline import wiring
-from pipeline.dlq import DeadLetter, dlq_discard, dlq_peek
+from pipeline.dlq import DeadLetter, dlq_discard
 from pipeline.errors import MessageNotFound
 from pipeline.fulfilment import parse_fulfilment_message
 
@@ -30,20 +31,22 @@ def _crumbs(*more: tuple[str, str | None]) -> list[tuple[str, str | None]]:
 
 
 def _peek() -> list[DeadLetter]:
-    # Without the Orders table the messages still show, only their orders' status does not.
-    store = attempt(wiring.dynamo_store).value
-    return dlq_peek(
-        dlq=wiring.dead_letter_queue(),
-        store=store,
-        max_messages=settings.OPS_DLQ_PEEK_MAX,
-        visibility=settings.OPS_DLQ_PEEK_VISIBILITY,
+    return selectors.dead_letters(
+        max_messages=settings.OPS_DLQ_PEEK_MAX, visibility=settings.OPS_DLQ_PEEK_VISIBILITY
     )
+
+
+def _job_or_404(job_id: str) -> ReplayJob:
+    job = selectors.replay_job(job_id)
+    if job is None:
+        raise Http404(f"No replay job {job_id}")
+    return job
 
 
 @staff_required
 def dlq_view(request: HttpRequest) -> HttpResponse:
     """The DLQ's depth, its first messages, and the recent replay jobs."""
-    depth = attempt(lambda: wiring.dead_letter_queue().depth())
+    depth = attempt(selectors.dlq_depth)
     peeked = attempt(_peek)
     return ops_render(
         request,
@@ -52,7 +55,7 @@ def dlq_view(request: HttpRequest) -> HttpResponse:
             "depth": depth,
             "peeked": peeked,
             "peek_max": settings.OPS_DLQ_PEEK_MAX,
-            "jobs": ReplayJob.objects.all()[:10],
+            "jobs": selectors.recent_replay_jobs(limit=10),
         },
         title="Dead-letter queue",
         crumbs=[("Dead-letter queue", None)],
@@ -79,7 +82,7 @@ def dlq_replay_view(request: HttpRequest) -> HttpResponse:
             limit=form.cleaned_data["limit"],
         )
         return redirect("operations:replay-job", job_id=job.pk)
-    depth = attempt(lambda: wiring.dead_letter_queue().depth())
+    depth = attempt(selectors.dlq_depth)
     return ops_render(
         request,
         "operations/dlq_replay.html",
@@ -98,7 +101,7 @@ def dlq_replay_view(request: HttpRequest) -> HttpResponse:
 @staff_required
 def replay_job_view(request: HttpRequest, job_id: str) -> HttpResponse:
     """A replay job's progress while it runs, and its summary once it is done."""
-    job = get_object_or_404(ReplayJob, pk=job_id)
+    job = _job_or_404(job_id)
     percent = None
     if job.total:
         percent = min(100, int(100 * job.looked_at / job.total))
@@ -114,7 +117,7 @@ def replay_job_view(request: HttpRequest, job_id: str) -> HttpResponse:
 @staff_required
 def replay_job_progress_view(request: HttpRequest, job_id: str) -> JsonResponse:
     """The job's counts as JSON, polled by its page."""
-    job = get_object_or_404(ReplayJob, pk=job_id)
+    job = _job_or_404(job_id)
     return JsonResponse(job.as_progress())
 
 

@@ -10,9 +10,10 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
+from operations import selectors
 from operations.audit import Action
 from operations.forms import InventoryCreateForm, InventoryEditForm, ReasonForm, StockAdjustForm
-from operations.status import attempt
+from operations.parts import attempt
 from operations.web import carry_out, money, ops_render, staff_required
 from pipeline import wiring
 from pipeline.domain import InventoryItem
@@ -44,9 +45,7 @@ def _item_detail(item: InventoryItem) -> dict[str, Any]:
 @staff_required
 def inventory_view(request: HttpRequest) -> HttpResponse:
     """Every item with its stock and price, by name."""
-    scanned = attempt(
-        lambda: sorted(wiring.dynamo_store().inventory_scan(), key=lambda i: i.item_name.lower())
-    )
+    scanned = attempt(selectors.inventory_items)
     page = Paginator(scanned.value or [], PAGE_SIZE).get_page(request.GET.get("page"))
     return ops_render(
         request,
@@ -118,8 +117,9 @@ def inventory_create_view(request: HttpRequest) -> HttpResponse:
     return _form_page(request, form, title="New inventory item", submit="Create")
 
 
-def _current(name: str) -> tuple[InventoryItem | None, str | None]:
-    found = attempt(lambda: wiring.dynamo_store().inventory_get(name))
+def _item_or_error(name: str) -> tuple[InventoryItem | None, str | None]:
+    # The item as it is now, or why the form cannot show it.
+    found = attempt(lambda: selectors.inventory_item(name))
     if found.error is None and found.value is None:
         return None, f"There is no item named {name}."
     return found.value, found.error
@@ -152,7 +152,7 @@ def inventory_adjust_view(request: HttpRequest, name: str) -> HttpResponse:
         )
         if done is not None:
             return redirect("operations:inventory")
-    item, error = _current(name)
+    item, error = _item_or_error(name)
     return _form_page(
         request,
         form,
@@ -195,9 +195,9 @@ def inventory_edit_view(request: HttpRequest, name: str) -> HttpResponse:
             )
             if done is not None:
                 return redirect("operations:inventory")
-        item, error = _current(name)
+        item, error = _item_or_error(name)
     else:
-        item, error = _current(name)
+        item, error = _item_or_error(name)
         # Two places: DynamoDB hands 10.00 back as 10.
         initial = {"price": money(item.price), "description": item.description} if item else {}
         form = InventoryEditForm(initial=initial)
@@ -229,7 +229,7 @@ def inventory_delete_view(request: HttpRequest, name: str) -> HttpResponse:
             detail=_item_detail,
         )
         return redirect("operations:inventory")
-    item, error = _current(name)
+    item, error = _item_or_error(name)
     return _form_page(
         request,
         form,

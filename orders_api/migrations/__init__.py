@@ -1,0 +1,1 @@
+"""The order API's migrations: API keys and usage plans."""

@@ -156,7 +156,7 @@ REST_FRAMEWORK = {
     # JSON only: no browsable API (a template render per request) and no form parsing.
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["orders_api.parsers.BoundedJSONParser"],
-    "EXCEPTION_HANDLER": "orders_api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "orders_api.exception_handler.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # No request.user is needed by the API; None skips building an AnonymousUser.
     "UNAUTHENTICATED_USER": None,

@@ -1,1 +1,1 @@
-"""`manage.py replay_dlq`."""
+"""`manage.py pipeline_status`, `populate_inventory`, `replay_dlq`."""

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import getpass
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from operations import selectors
 from operations.audit import Action, Outcome, record
 from operations.jobs import replay_summary
 from pipeline import wiring
 from pipeline.config import MissingSetting
-from pipeline.dlq import ReplayResult, dlq_peek, dlq_replay
+from pipeline.dlq import ReplayResult, dlq_replay
 from pipeline.fulfilment import parse_fulfilment_message
 from pipeline.ports import QueueMessage
 
@@ -60,7 +60,7 @@ class Command(BaseCommand):
                 f"{exc}: start the local runtime (python -m pipeline.local) or set the "
                 "pipeline's environment"
             ) from exc
-        depth = dlq.depth()["visible"]
+        depth = selectors.dlq_depth()["visible"]
         if options["dry_run"]:
             self._dry_run(dlq, limit or DRY_RUN_MAX, depth)
             return
@@ -110,11 +110,7 @@ class Command(BaseCommand):
             )
 
     def _dry_run(self, dlq: Any, most: int, depth: int) -> None:
-        store: Any = None
-        # Without the Orders table the messages still list, only without their orders' status.
-        with contextlib.suppress(MissingSetting):
-            store = wiring.dynamo_store()
-        letters = dlq_peek(dlq=dlq, store=store, max_messages=most)
+        letters = selectors.dead_letters(max_messages=most)
         self.stdout.write(f"Dry run: about {depth} message(s) in {dlq.queue_url}.")
         for number, letter in enumerate(letters, start=1):
             status = letter.order_status or letter.lookup_error or ""

@@ -1,1 +1,1 @@
-"""populate_inventory, create_api_key, pipeline_status."""
+"""`manage.py create_api_key`."""

@@ -10,6 +10,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from pipeline import wiring
 from pipeline.config import MissingSetting
 from pipeline.domain import InventoryItem
+from pipeline.errors import InventoryItemExists
+from pipeline.inventory import inventory_create, inventory_reset
 
 # The seed's laptop, mouse and keyboard first, then a shop's worth more. Prices are Decimal:
 # DynamoDB refuses floats (the seed's "Float types not supported" trap).
@@ -31,7 +33,7 @@ CATALOGUE: tuple[InventoryItem, ...] = (
 
 
 class Command(BaseCommand):
-    """Create the catalogue's items that are missing; with --reset, overwrite all of them."""
+    """Create the catalogue's items that are missing; with --reset, set all of them back."""
 
     help = (
         "Fill the Inventory table with the sample catalogue. Existing items keep their stock "
@@ -43,11 +45,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--reset",
             action="store_true",
-            help="overwrite existing items with the catalogue's stock, price and description",
+            help="set existing items back to the catalogue's stock, price and description",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        """Write each item and report what happened to it."""
+        """Write each item through its use case and report what happened to it."""
         try:
             store = wiring.dynamo_store()
         except MissingSetting as exc:
@@ -61,15 +63,24 @@ class Command(BaseCommand):
         self.stdout.write(f"Populating {store.inventory_table} with {total} items...")
         for number, item in enumerate(CATALOGUE, start=1):
             where = f"[{number:>2}/{total}] {item.item_name:<16}"
+            fields = {
+                "item_name": item.item_name,
+                "stock": item.stock,
+                "price": item.price,
+                "description": item.description,
+            }
             if reset:
-                store.inventory_put(item)
+                inventory_reset(store=store, **fields)
                 overwritten += 1
                 self.stdout.write(f"{where} reset: stock {item.stock}, price {item.price}")
-            elif store.inventory_put_if_absent(item):
-                created += 1
-                self.stdout.write(f"{where} created: stock {item.stock}, price {item.price}")
-            else:
+                continue
+            try:
+                inventory_create(store=store, **fields)
+            except InventoryItemExists:
                 kept += 1
                 self.stdout.write(f"{where} exists: kept as it is")
+            else:
+                created += 1
+                self.stdout.write(f"{where} created: stock {item.stock}, price {item.price}")
         summary = f"Done: {created} created, {kept} kept, {overwritten} reset."
         self.stdout.write(self.style.SUCCESS(summary))

@@ -1,0 +1,163 @@
+"""What the staff pages and commands read: orders, inventory, queues, metrics, audit, jobs.
+
+Selectors only read. Each builds the pipeline's adapters from the environment when called (a
+page always reads the stack as it is configured now) and raises when a read fails: a page
+wraps it in `parts.attempt` to show the error beside whatever else it could read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import QuerySet
+
+from operations.models import AuditLogEntry, ReplayJob
+from pipeline import aws, wiring
+from pipeline.config import MissingSetting
+from pipeline.dlq import DeadLetter, dlq_peek
+from pipeline.domain import InventoryItem, Order, execution_name
+from pipeline.observability import alarm_states, metrics_summary
+from pipeline.ports import Page
+from pipeline.statuses import OrderStatus
+
+# -- Orders ---------------------------------------------------------------------------------------
+
+
+def order_by_id(order_id: str) -> Order | None:
+    """The order, or None."""
+    return wiring.dynamo_store().order_find(order_id)
+
+
+def orders_in_status(status: OrderStatus, *, limit: int, cursor: dict[str, Any] | None) -> Page:
+    """A page of the orders in one status, newest first (the StatusIndex)."""
+    return wiring.dynamo_store().orders_by_status(status, limit=limit, cursor=cursor)
+
+
+def orders_of_customer(customer: str, *, limit: int, cursor: dict[str, Any] | None) -> Page:
+    """A page of one customer's orders, newest first (the CustomerIndex)."""
+    return wiring.dynamo_store().orders_by_customer(customer, limit=limit, cursor=cursor)
+
+
+def order_counts_by_status(*, cap: int) -> list[dict[str, Any]]:
+    """Orders per status through the StatusIndex, each count stopping near `cap`."""
+    store = wiring.dynamo_store()
+    rows = []
+    for status in OrderStatus:
+        count, capped = store.orders_count_by_status(status, cap=cap)
+        rows.append({"status": str(status), "count": count, "capped": capped})
+    return rows
+
+
+@dataclass(frozen=True)
+class WorkflowRun:
+    """One attempt of an order's fulfilment workflow: its execution, if it ever started."""
+
+    attempt: int
+    name: str
+    described: dict[str, Any] | None  # None: never started
+
+
+def order_workflow_runs(order: Order) -> list[WorkflowRun]:
+    """Each attempt's execution, as Step Functions describes it."""
+    workflow = wiring.fulfilment_workflow()
+    runs = []
+    for number in range(1, max(order.attempt, 1) + 1):
+        name = execution_name(order.order_id, number)
+        runs.append(WorkflowRun(number, name, workflow.describe(name)))
+    return runs
+
+
+# -- Inventory ------------------------------------------------------------------------------------
+
+
+def inventory_items() -> list[InventoryItem]:
+    """Every item, by name (case aside)."""
+    return sorted(wiring.dynamo_store().inventory_scan(), key=lambda i: i.item_name.lower())
+
+
+def inventory_item(name: str) -> InventoryItem | None:
+    """One item, or None."""
+    return wiring.dynamo_store().inventory_get(name)
+
+
+# -- Tables and queues ----------------------------------------------------------------------------
+
+
+def orders_table_count(*, exact: bool) -> dict[str, Any]:
+    """{table, items, exact} of the Orders table: DescribeTable's estimate, or a COUNT scan."""
+    store = wiring.dynamo_store()
+    return store.table_item_count(store.orders_table, exact=exact)
+
+
+def inventory_table_count(*, exact: bool) -> dict[str, Any]:
+    """{table, items, exact} of the Inventory table, as orders_table_count."""
+    store = wiring.dynamo_store()
+    return store.table_item_count(store.inventory_table, exact=exact)
+
+
+def orders_queue_depth() -> dict[str, int]:
+    """The Orders queue's visible, in-flight and delayed message counts."""
+    return wiring.orders_queue().depth()
+
+
+def dlq_depth() -> dict[str, int]:
+    """The dead-letter queue's visible, in-flight and delayed message counts."""
+    return wiring.dead_letter_queue().depth()
+
+
+def stream_failure_queue_depth() -> dict[str, int]:
+    """The stream-failure queue's visible, in-flight and delayed message counts."""
+    return wiring.stream_failure_queue().depth()
+
+
+def dead_letters(*, max_messages: int, visibility: int = 30) -> list[DeadLetter]:
+    """Up to `max_messages` DLQ messages, left in the queue, each with its order's status."""
+    store = None
+    # Without the Orders table the messages still show, only their orders' status does not.
+    with contextlib.suppress(MissingSetting):
+        store = wiring.dynamo_store()
+    return dlq_peek(
+        dlq=wiring.dead_letter_queue(),
+        store=store,
+        max_messages=max_messages,
+        visibility=visibility,
+    )
+
+
+# -- CloudWatch -----------------------------------------------------------------------------------
+
+
+def alarms() -> list[dict[str, str]]:
+    """Every alarm's name, state and reason."""
+    return alarm_states(aws.client("cloudwatch"))
+
+
+def pipeline_metrics(*, minutes: int) -> dict[str, Any]:
+    """The pipeline's counters and success ratios over the last `minutes`."""
+    return metrics_summary(aws.client("cloudwatch"), minutes=minutes)
+
+
+# -- The portal's own records ---------------------------------------------------------------------
+
+
+def audit_entries(**filters: str) -> QuerySet[AuditLogEntry]:
+    """Audit log entries, newest first, matching every non-empty filter (field=value)."""
+    matching = {field: value for field, value in filters.items() if value}
+    return AuditLogEntry.objects.filter(**matching)
+
+
+def order_audit(order_id: str, *, limit: int = 50) -> QuerySet[AuditLogEntry]:
+    """The latest audit entries about one order."""
+    return AuditLogEntry.objects.filter(order_id=order_id)[:limit]
+
+
+def recent_replay_jobs(*, limit: int = 10) -> QuerySet[ReplayJob]:
+    """The latest DLQ replay jobs."""
+    return ReplayJob.objects.all()[:limit]
+
+
+def replay_job(job_id: Any) -> ReplayJob | None:
+    """One replay job, or None."""
+    return ReplayJob.objects.filter(pk=job_id).first()

@@ -1,0 +1,89 @@
+"""The pipeline's status report, gathered once for the dashboard and `manage.py pipeline_status`.
+
+Parts are read in parallel, so a dead endpoint costs its retries once, not once per part; a
+part that fails carries its error and hides nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from operations import selectors
+from operations.parts import Part, attempt
+from pipeline.config import PipelineSettings
+
+DEFAULT_MINUTES = 60
+NO_LOCAL_ENDPOINT = "AWS (no local endpoint set)"
+# The resources the report names: the setting, and how the dashboard labels it.
+RESOURCES: tuple[tuple[str, str], ...] = (
+    ("orders_table", "Orders table"),
+    ("inventory_table", "Inventory table"),
+    ("orders_queue_url", "Orders queue"),
+    ("dlq_url", "Dead-letter queue"),
+    ("stream_failure_queue_url", "Stream-failure queue"),
+    ("state_machine_arn", "State machine"),
+)
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """Where the pipeline runs, what it is made of, and how full and healthy it is."""
+
+    region: str
+    endpoints: dict[str, str]  # AWS_ENDPOINT_URL*: empty when talking to AWS itself
+    resources: dict[str, str | None]  # by setting name (RESOURCES); None: not set
+    tables: dict[str, Part]  # "orders", "inventory": {table, items, exact}
+    queues: dict[str, Part]  # "orders", "dead_letter", "stream_failures": depths
+    alarms: Part  # [{name, state, reason, ...}]
+    metrics: Part  # {minutes, counts, ratios}
+    status_counts: Part  # [{status, count, capped}]
+
+    def as_json(self) -> dict[str, Any]:
+        """The report as one JSON document; a part that failed is {"error": ...}."""
+        return {
+            "region": self.region,
+            "endpoints": self.endpoints or {"all": NO_LOCAL_ENDPOINT},
+            "resources": self.resources,
+            "tables": {name: part.as_json() for name, part in self.tables.items()},
+            "queues": {name: part.as_json() for name, part in self.queues.items()},
+            "alarms": self.alarms.as_json(),
+            "metrics": self.metrics.as_json(),
+            "status_counts": self.status_counts.as_json(),
+        }
+
+
+def status_report(*, minutes: int, exact: bool, count_cap: int) -> StatusReport:
+    """Every part of the report: metrics over the last `minutes`, table item counts estimated
+    (or, with `exact`, scanned), orders per status counted up to about `count_cap`."""
+    reads: dict[str, Callable[[], Any]] = {
+        "orders_table": lambda: selectors.orders_table_count(exact=exact),
+        "inventory_table": lambda: selectors.inventory_table_count(exact=exact),
+        "orders_queue": selectors.orders_queue_depth,
+        "dead_letter_queue": selectors.dlq_depth,
+        "stream_failure_queue": selectors.stream_failure_queue_depth,
+        "alarms": selectors.alarms,
+        "metrics": lambda: selectors.pipeline_metrics(minutes=minutes),
+        "status_counts": lambda: selectors.order_counts_by_status(cap=count_cap),
+    }
+    with ThreadPoolExecutor(max_workers=len(reads), thread_name_prefix="status-report") as pool:
+        futures = {name: pool.submit(attempt, read) for name, read in reads.items()}
+        parts = {name: future.result() for name, future in futures.items()}
+    settings = PipelineSettings.from_env()
+    return StatusReport(
+        region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "(unset)",
+        endpoints={k: v for k, v in sorted(os.environ.items()) if k.startswith("AWS_ENDPOINT_URL")},
+        resources={name: getattr(settings, name) for name, _ in RESOURCES},
+        tables={"orders": parts["orders_table"], "inventory": parts["inventory_table"]},
+        queues={
+            "orders": parts["orders_queue"],
+            "dead_letter": parts["dead_letter_queue"],
+            "stream_failures": parts["stream_failure_queue"],
+        },
+        alarms=parts["alarms"],
+        metrics=parts["metrics"],
+        status_counts=parts["status_counts"],
+    )
