@@ -39,51 +39,42 @@ class OrdersTable(TableAdapter):
             raise OrderNotFound(order_id)
         return order
 
-    def _transition_update(
+    def _guarded_update(
         self,
         order_id: str,
-        target: OrderStatus,
-        reason: str,
-        now: str,
         *,
-        expected: Iterable[OrderStatus] | None = None,
+        allowed: Sequence[OrderStatus],
+        sets: Sequence[str] = (),
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
         set_fields: Mapping[str, Any] | None = None,
         remove_fields: Sequence[str] = (),
         increment: Mapping[str, int] | None = None,
         attempt: int | None = None,
     ) -> dict[str, Any]:
-        """The Update action that moves an order to `target`, guarded by its current status
-        (and, given `attempt`, by its Attempt: orders written before it existed count as 0)."""
-        allowed = sorted(sources_of(target) if expected is None else set(expected))
-        if not allowed:
-            raise InvalidTransition(order_id, None, str(target))
-        names = {"#s": "Status", "#r": "StatusReason", "#u": "LastUpdated", "#h": "StatusHistory"}
-        values: dict[str, Any] = {
-            ":to": str(target),
-            ":r": reason,
-            ":u": now,
-            ":h": [{"Status": str(target), "At": now, "Reason": reason}],
-            ":empty": [],
-        }
-        sets = ["#s = :to", "#r = :r", "#u = :u", "#h = list_append(if_not_exists(#h, :empty), :h)"]
+        """An Update action on the order, conditional on its status being one of `allowed`
+        (and, given `attempt`, on its Attempt: orders written before it existed count as 0)."""
+        names = {"#s": "Status", **(names or {})}
+        values = dict(values or {})
+        sets = list(sets)
         for i, (field, value) in enumerate((set_fields or {}).items()):
             names[f"#f{i}"] = field
             values[f":f{i}"] = value
             sets.append(f"#f{i} = :f{i}")
-        expression = "SET " + ", ".join(sets)
+        clauses = ["SET " + ", ".join(sets)] if sets else []
         adds = []
         for i, (field, delta) in enumerate((increment or {}).items()):
             names[f"#a{i}"] = field
             values[f":a{i}"] = delta
             adds.append(f"#a{i} :a{i}")
         if adds:
-            expression += " ADD " + ", ".join(adds)
+            clauses.append("ADD " + ", ".join(adds))
         removes = []
         for i, field in enumerate(remove_fields):
             names[f"#d{i}"] = field
             removes.append(f"#d{i}")
         if removes:
-            expression += " REMOVE " + ", ".join(removes)
+            clauses.append("REMOVE " + ", ".join(removes))
         placeholders = []
         for i, status in enumerate(allowed):
             values[f":e{i}"] = str(status)
@@ -98,11 +89,71 @@ class OrdersTable(TableAdapter):
         return {
             "TableName": self.orders_table,
             "Key": {"OrderId": {"S": order_id}},
-            "UpdateExpression": expression,
+            "UpdateExpression": " ".join(clauses),
             "ConditionExpression": condition,
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": serialize(values),
         }
+
+    def _transition_update(
+        self,
+        order_id: str,
+        target: OrderStatus,
+        reason: str,
+        now: str,
+        *,
+        expected: Iterable[OrderStatus] | None = None,
+        set_fields: Mapping[str, Any] | None = None,
+        remove_fields: Sequence[str] = (),
+        increment: Mapping[str, int] | None = None,
+        attempt: int | None = None,
+    ) -> dict[str, Any]:
+        """The Update action that moves an order to `target` and appends to its history,
+        guarded by its current status (see _guarded_update)."""
+        allowed = sorted(sources_of(target) if expected is None else set(expected))
+        if not allowed:
+            raise InvalidTransition(order_id, None, str(target))
+        return self._guarded_update(
+            order_id,
+            allowed=allowed,
+            sets=[
+                "#s = :to",
+                "#r = :r",
+                "#u = :u",
+                "#h = list_append(if_not_exists(#h, :none), :h)",
+            ],
+            names={"#r": "StatusReason", "#u": "LastUpdated", "#h": "StatusHistory"},
+            values={
+                ":to": str(target),
+                ":r": reason,
+                ":u": now,
+                ":h": [{"Status": str(target), "At": now, "Reason": reason}],
+                ":none": [],
+            },
+            set_fields=set_fields,
+            remove_fields=remove_fields,
+            increment=increment,
+            attempt=attempt,
+        )
+
+    def _run_update(self, order_id: str, update: Mapping[str, Any], target: str | None) -> Order:
+        """Apply a guarded update; the order as written, or OrderNotFound / InvalidTransition
+        naming the status the order really has (`target` None: a write that keeps it)."""
+        try:
+            response = self.client.update_item(
+                **update,
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            old = exc.response.get("Item")
+            if not old:
+                raise OrderNotFound(order_id) from exc
+            status = deserialize(old).get("Status")
+            raise InvalidTransition(order_id, status, target or f"{status} (update)") from exc
+        return Order.from_item(deserialize(response["Attributes"]))
 
     def order_transition(
         self,
@@ -128,20 +179,7 @@ class OrdersTable(TableAdapter):
             set_fields=set_fields,
             remove_fields=remove_fields,
         )
-        try:
-            response = self.client.update_item(
-                **update,
-                ReturnValues="ALL_NEW",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise
-            old = exc.response.get("Item")
-            if not old:
-                raise OrderNotFound(order_id) from exc
-            raise InvalidTransition(order_id, deserialize(old).get("Status"), str(target)) from exc
-        return Order.from_item(deserialize(response["Attributes"]))
+        return self._run_update(order_id, update, str(target))
 
     def order_set_fields(
         self,
@@ -154,42 +192,13 @@ class OrdersTable(TableAdapter):
         """Write `fields` on the order (no status change) if its status is one of `expected`;
         return the order as written. OrderNotFound, or InvalidTransition with the real status.
         """
-        allowed = sorted(set(expected))
-        names: dict[str, str] = {"#s": "Status"}
-        values: dict[str, Any] = {f":e{i}": str(status) for i, status in enumerate(allowed)}
-        sets = []
-        for i, (field, value) in enumerate(fields.items()):
-            names[f"#f{i}"] = field
-            values[f":f{i}"] = value
-            sets.append(f"#f{i} = :f{i}")
-        expression = "SET " + ", ".join(sets) if sets else ""
-        removes = []
-        for i, field in enumerate(remove_fields):
-            names[f"#d{i}"] = field
-            removes.append(f"#d{i}")
-        if removes:
-            expression += " REMOVE " + ", ".join(removes)
-        placeholders = ", ".join(f":e{i}" for i in range(len(allowed)))
-        try:
-            response = self.client.update_item(
-                TableName=self.orders_table,
-                Key={"OrderId": {"S": order_id}},
-                UpdateExpression=expression.strip(),
-                ConditionExpression=f"attribute_exists(OrderId) AND #s IN ({placeholders})",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=serialize(values),
-                ReturnValues="ALL_NEW",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise
-            old = exc.response.get("Item")
-            if not old:
-                raise OrderNotFound(order_id) from exc
-            status = deserialize(old).get("Status")
-            raise InvalidTransition(order_id, status, f"{status} (update)") from exc
-        return Order.from_item(deserialize(response["Attributes"]))
+        update = self._guarded_update(
+            order_id,
+            allowed=sorted(set(expected)),
+            set_fields=fields,
+            remove_fields=remove_fields,
+        )
+        return self._run_update(order_id, update, None)
 
     def order_count_requeue(self, order_id: str, now: str) -> None:
         """Note that a RESERVED order was re-sent to the queue (no status change)."""
