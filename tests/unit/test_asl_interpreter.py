@@ -1046,6 +1046,35 @@ def test_retrying_a_parallel_state_runs_every_branch_again():
     assert 1 <= len(functions.payloads("Steady")) <= 2
 
 
+def test_a_retried_parallel_records_parallel_state_failed_only_when_it_fails_for_good():
+    # Given a Parallel whose only branch fails every time, retried twice
+    functions = Functions(Flaky=failure("Transient"))
+    call = {"Type": "Task", "Resource": FN + "Flaky", "End": True}
+    branch = {"StartAt": "Call", "States": {"Call": call}}
+    definition = single(
+        {
+            "Type": "Parallel",
+            "Branches": [branch],
+            "Retry": [{"ErrorEquals": ["Transient"], "IntervalSeconds": 1, "MaxAttempts": 2}],
+        }
+    )
+
+    # When it runs
+    result, events, _ = run(definition, {}, invoke=functions)
+
+    # Then each attempt starts the branches again, and only the last one is recorded as failed
+    # (as AWS records it: no ParallelStateFailed for an attempt that a retrier runs again)
+    assert (result.status, result.error) == ("FAILED", "Transient")
+    parallel = [t for t in types(events) if t.startswith("ParallelState")]
+    assert parallel == [
+        "ParallelStateEntered",
+        "ParallelStateStarted",
+        "ParallelStateStarted",
+        "ParallelStateStarted",
+        "ParallelStateFailed",
+    ]
+
+
 # --------------------------------------------------------------------------------------------
 # Execution outcome, stop and history
 # --------------------------------------------------------------------------------------------
