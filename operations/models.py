@@ -26,7 +26,10 @@ class AuditLogEntry(models.Model):
         INVENTORY_UPDATE = "inventory_update_details", "Edit price / description"
         INVENTORY_DELETE = "inventory_remove", "Delete inventory item"
         DLQ_REPLAY = "dlq_replay", "Replay DLQ messages"
+        DLQ_REPLAY_CANCEL = "dlq_replay_cancel", "Cancel a DLQ replay"
+        DLQ_REPLAY_RESUME = "dlq_replay_resume", "Resume a DLQ replay"
         DLQ_DELETE = "dlq_discard", "Delete DLQ message"
+        DLQ_PURGE = "dlq_purge", "Purge a dead-letter queue"
 
     class Outcome(models.TextChoices):
         SUCCEEDED = "succeeded", "succeeded"
@@ -62,13 +65,31 @@ class AuditLogEntry(models.Model):
 
 
 class ReplayJob(models.Model):
-    """A DLQ replay run by a Celery worker; the page polls this row for its progress."""
+    """A replay of a dead-letter queue run by a Celery worker; the page polls this row.
+
+    The row is the job's heartbeat: the worker writes it after every batch (`updated_at`), and
+    a RUNNING job whose row has not been written for OPS_REPLAY_STALE_SECONDS has lost its
+    worker (`is_stale`) and may be resumed. Each run claims the job with a new `lease`; a
+    worker whose lease was replaced (the job resumed elsewhere, or cancelled while stale)
+    stops at its next batch. The counts are those of the job's messages
+    (ReplayJobMessage), one outcome per message however many runs looked at it.
+    """
+
+    class Queue(models.TextChoices):
+        ORDERS_DLQ = "orders-dlq", "Orders dead-letter queue"
+        STREAM_FAILURES = "stream-failures", "Stream-failure queue"
 
     class State(models.TextChoices):
         QUEUED = "queued", "queued"
         RUNNING = "running", "running"
+        CANCELLING = "cancelling", "cancelling"  # asked to stop: the worker stops between batches
+        CANCELLED = "cancelled", "cancelled"
         SUCCEEDED = "succeeded", "finished"
         FAILED = "failed", "failed"
+
+    # States of a job that may still change the queue: one such job per queue at a time.
+    UNFINISHED = (State.QUEUED, State.RUNNING, State.CANCELLING)
+    FINISHED = (State.CANCELLED, State.SUCCEEDED, State.FAILED)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -81,18 +102,32 @@ class ReplayJob(models.Model):
     )
     actor = models.CharField(max_length=150)
     reason = models.TextField(blank=True)
-    # Empty: every message in the DLQ; otherwise only these message ids.
+    queue = models.CharField(max_length=20, choices=Queue.choices, default=Queue.ORDERS_DLQ)
+    # Empty: every message in the queue (that the filters let through); else only these ids.
     message_ids = models.JSONField(default=list, blank=True)
+    # {order_id, min_age_seconds, max_age_seconds, min_receives, max_receives}: each optional.
+    filters = models.JSONField(default=dict, blank=True)
     limit = models.PositiveIntegerField(null=True, blank=True)
+    rate = models.FloatField(default=100.0, help_text="Messages sent per second, at most.")
     state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
     total = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Messages waiting in the DLQ when the job started."
+        null=True, blank=True, help_text="Messages waiting in the queue when the job started."
     )
-    moved = models.PositiveIntegerField(default=0)
-    failed = models.PositiveIntegerField(default=0)
+    sent = models.PositiveIntegerField(default=0)
     skipped = models.PositiveIntegerField(default=0)
+    left = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    passed = models.PositiveIntegerField(default=0)
+    # How the last run ended: visible messages receives did not return, messages hidden by
+    # someone else.
+    unreceived = models.PositiveIntegerField(default=0)
+    in_flight_elsewhere = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
     celery_task_id = models.CharField(max_length=64, blank=True)
+    lease = models.CharField(max_length=64, blank=True)
+    runs = models.PositiveIntegerField(default=0)
+    # Until when messages this job received may stay hidden (a resumed run waits that long).
+    hidden_until = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -100,34 +135,113 @@ class ReplayJob(models.Model):
     class Meta:
         ordering = ("-created_at",)
         verbose_name = "DLQ replay job"
+        # Until the portal has roles: who may empty a dead-letter queue for good.
+        permissions = [("purge_deadletterqueue", "Can purge a dead-letter queue")]
+        constraints = [
+            # Two replays of one queue would hide messages from each other and both miscount.
+            models.UniqueConstraint(
+                fields=["queue"],
+                condition=models.Q(state__in=["queued", "running", "cancelling"]),
+                name="one_unfinished_replay_per_queue",
+            )
+        ]
 
     def __str__(self) -> str:
-        return f"replay {self.id} ({self.state})"
+        return f"replay {self.id} of {self.queue} ({self.state})"
 
     @property
     def done(self) -> bool:
-        """The job will not change any more."""
-        return self.state in (self.State.SUCCEEDED, self.State.FAILED)
+        """The job will not change any more (unless resumed, if it failed)."""
+        return self.state in self.FINISHED
+
+    @property
+    def is_stale(self) -> bool:
+        """A running job whose worker stopped writing its row: it died, or hangs."""
+        if self.state not in (self.State.RUNNING, self.State.CANCELLING):
+            return False
+        quiet = timezone.now() - self.updated_at
+        return quiet.total_seconds() > settings.OPS_REPLAY_STALE_SECONDS
+
+    @property
+    def resumable(self) -> bool:
+        """A stale running job, or one that failed, can be run again from where it stopped (a
+        stale cancelling one is cancelled instead)."""
+        return self.state == self.State.FAILED or (
+            self.state == self.State.RUNNING and self.is_stale
+        )
+
+    @property
+    def moved(self) -> int:
+        """Messages sent back (the admin's column, named before skips were counted apart)."""
+        return self.sent
 
     @property
     def looked_at(self) -> int:
         """Messages handled so far, whatever became of them."""
-        return self.moved + self.failed + self.skipped
+        return self.sent + self.skipped + self.left + self.failed + self.passed
 
     @property
     def selected_count(self) -> int:
         """How many messages the operator picked (0: all of them)."""
         return len(self.message_ids or [])
 
+    @property
+    def is_stream_failures(self) -> bool:
+        """A re-drive of failed stream batches, not a resend of fulfilment requests."""
+        return self.queue == self.Queue.STREAM_FAILURES
+
     def as_progress(self) -> dict[str, object]:
         """The JSON the job page polls."""
         return {
             "id": str(self.id),
+            "queue": self.queue,
             "state": self.state,
             "done": self.done,
+            "stale": self.is_stale,
             "total": self.total,
-            "moved": self.moved,
-            "failed": self.failed,
+            "sent": self.sent,
+            "moved": self.sent,  # what the page polled before skips were counted apart
             "skipped": self.skipped,
+            "left": self.left,
+            "failed": self.failed,
+            "passed": self.passed,
+            "rate": self.rate,
+            "runs": self.runs,
             "error": self.error,
         }
+
+
+class ReplayJobMessage(models.Model):
+    """One message a replay job looked at and what became of it (its latest outcome).
+
+    The job's ledger: a resumed run reads it to finish the delete of a message sent or skipped
+    before the worker died instead of sending it again, and the counts on the job are these
+    rows counted once each. Skipped and left messages keep their body: a skipped one is gone
+    from the queue, and this is where it can still be read.
+    """
+
+    class Outcome(models.TextChoices):
+        SENT = "sent", "sent"
+        SKIPPED = "skipped", "skipped"
+        LEFT = "left", "left"
+        FAILED = "failed", "failed"
+        PASSED = "passed", "not in scope"
+
+    job = models.ForeignKey(ReplayJob, on_delete=models.CASCADE, related_name="messages")
+    message_id = models.CharField(max_length=100)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    reason = models.TextField(blank=True)
+    order_id = models.CharField(max_length=100, blank=True)
+    body = models.TextField(blank=True)
+    detail = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("at", "id")
+        verbose_name = "DLQ replay message"
+        constraints = [
+            models.UniqueConstraint(fields=["job", "message_id"], name="one_outcome_per_message")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.message_id}: {self.outcome}"

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db.models import QuerySet
 
-from operations.models import AuditLogEntry, ReplayJob
+from operations.models import AuditLogEntry, ReplayJob, ReplayJobMessage
 from pipeline import aws, wiring
+from pipeline.adapters.sqs import SqsQueue
 from pipeline.config import MissingSetting
 from pipeline.dlq import DeadLetter, dlq_peek
 from pipeline.domain import InventoryItem, Order, execution_name
@@ -112,15 +114,72 @@ def stream_failure_queue_depth() -> dict[str, int]:
     return wiring.stream_failure_queue().depth()
 
 
-def dead_letters(*, max_messages: int, visibility: int = 30) -> list[DeadLetter]:
-    """Up to `max_messages` DLQ messages, left in the queue, each with its order's status."""
+# -- Dead-letter queues (the Orders DLQ and the stream-failure queue) -----------------------------
+
+
+class ListingRefused(RuntimeError):
+    """Messages are not listed now: the message says why."""
+
+
+def queue_for(queue: str) -> SqsQueue:
+    """The SQS queue a ReplayJob.Queue value names."""
+    if queue == ReplayJob.Queue.STREAM_FAILURES:
+        return wiring.stream_failure_queue()
+    if queue == ReplayJob.Queue.ORDERS_DLQ:
+        return wiring.dead_letter_queue()
+    raise ValueError(f"no such dead-letter queue: {queue}")
+
+
+def queue_depth(queue: str) -> dict[str, int]:
+    """A dead-letter queue's visible, in-flight and delayed message counts (receives nothing)."""
+    return queue_for(queue).depth()
+
+
+def queue_oldest_age(queue: str, *, minutes: int = 15) -> int | None:
+    """The age in seconds of the queue's oldest message, from SQS's ApproximateAgeOfOldestMessage
+    metric (its latest value in the last `minutes`), or None when CloudWatch has none."""
+    now = datetime.now(UTC)
+    answer = aws.client("cloudwatch").get_metric_statistics(
+        Namespace="AWS/SQS",
+        MetricName="ApproximateAgeOfOldestMessage",
+        Dimensions=[{"Name": "QueueName", "Value": queue_for(queue).name}],
+        StartTime=now - timedelta(minutes=minutes),
+        EndTime=now,
+        Period=60,
+        Statistics=["Maximum"],
+    )
+    points = sorted(answer.get("Datapoints", []), key=lambda point: point["Timestamp"])
+    return int(points[-1]["Maximum"]) if points else None
+
+
+def unfinished_replay_job(queue: str) -> ReplayJob | None:
+    """The queue's queued, running or cancelling replay job, if there is one."""
+    return ReplayJob.objects.filter(queue=queue, state__in=ReplayJob.UNFINISHED).first()
+
+
+def dead_letters(
+    *, max_messages: int, visibility: int = 30, queue: str = ReplayJob.Queue.ORDERS_DLQ
+) -> list[DeadLetter]:
+    """Up to `max_messages` messages of a dead-letter queue, left in it, each fulfilment
+    request with its order's status. Each is received once (its receive count goes up by one)
+    and released at once.
+
+    ListingRefused while a replay of the queue is unfinished: the messages a listing holds for
+    a moment would be hidden from it, and it could take the queue for done without them.
+    """
+    job = unfinished_replay_job(queue)
+    if job is not None:
+        raise ListingRefused(
+            f"A replay of this queue is {job.get_state_display()}: messages are not listed "
+            "while it runs, so that none is hidden from it. Wait for it, or cancel it."
+        )
     store = None
     # Without the Orders table the messages still show, only their orders' status does not.
     with contextlib.suppress(MissingSetting):
         store = wiring.dynamo_store()
     return dlq_peek(
-        dlq=wiring.dead_letter_queue(),
-        store=store,
+        dlq=queue_for(queue),
+        store=store if queue == ReplayJob.Queue.ORDERS_DLQ else None,
         max_messages=max_messages,
         visibility=visibility,
     )
@@ -153,11 +212,24 @@ def order_audit(order_id: str, *, limit: int = 50) -> QuerySet[AuditLogEntry]:
     return AuditLogEntry.objects.filter(order_id=order_id)[:limit]
 
 
-def recent_replay_jobs(*, limit: int = 10) -> QuerySet[ReplayJob]:
-    """The latest DLQ replay jobs."""
-    return ReplayJob.objects.all()[:limit]
+def recent_replay_jobs(*, limit: int = 10, queue: str | None = None) -> QuerySet[ReplayJob]:
+    """The latest replay jobs (of one queue, if given)."""
+    jobs = ReplayJob.objects.all()
+    if queue is not None:
+        jobs = jobs.filter(queue=queue)
+    return jobs[:limit]
 
 
 def replay_job(job_id: Any) -> ReplayJob | None:
     """One replay job, or None."""
     return ReplayJob.objects.filter(pk=job_id).first()
+
+
+def replay_job_messages(
+    job: ReplayJob, *, outcomes: tuple[str, ...] = (), limit: int = 200
+) -> QuerySet[ReplayJobMessage]:
+    """What a job did with its messages (those with one of `outcomes`, if given), in order."""
+    rows = job.messages.all()
+    if outcomes:
+        rows = rows.filter(outcome__in=outcomes)
+    return rows[:limit]

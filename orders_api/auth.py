@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from rest_framework import exceptions
+from rest_framework import exceptions, status
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 from rest_framework_api_key.permissions import BaseHasAPIKey, KeyParser
 
 from orders_api import metrics
 from orders_api.models import ClientAPIKey
+from orders_api.throttling import FailureThrottle, client_address
 
 INVALID_KEY = "Forbidden: the API key is unknown, revoked or expired"
 
@@ -23,6 +24,18 @@ class InvalidApiKey(exceptions.AuthenticationFailed):
     default_code = "invalid_api_key"
 
 
+class TooManyKeyFailures(exceptions.APIException):
+    """429 for an address that sent too many bad keys: refused before any key is looked up."""
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_detail = "Too Many Requests: too many invalid API keys from this address"
+    default_code = "too_many_key_failures"
+
+    def __init__(self, retry_after: str):
+        super().__init__()
+        self.retry_after = retry_after  # the exception handler sends it as Retry-After
+
+
 class ApiKeyAuthentication(BaseAuthentication):
     """Finds the key in `x-api-key` (settings.API_KEY_CUSTOM_HEADER) and puts it on request.auth.
 
@@ -33,10 +46,17 @@ class ApiKeyAuthentication(BaseAuthentication):
     key_parser = KeyParser()
 
     def authenticate(self, request: Request) -> tuple[None, ClientAPIKey] | None:
-        """(None, key) for a usable key; None without a key; 403 for any other key."""
+        """(None, key) for a usable key; None without a key; 403 for any other key; 429, before
+        the key is looked up, for an address with too many bad keys in its window."""
         raw = self.key_parser.get(request)
         if not raw:
-            return None
+            return None  # no key costs no query, so it is not counted as a failure
+        throttle = FailureThrottle.for_api_keys()
+        address = client_address(request)
+        verdict = throttle.check(address)
+        if not verdict.allowed:
+            metrics.count(metrics.KEY_FAILURES_THROTTLED, Address=address, Path=request.path)
+            raise TooManyKeyFailures(retry_after=verdict.retry_after_header)
         key = ClientAPIKey.objects.find(raw)
         reason = None
         if key is None:
@@ -46,6 +66,8 @@ class ApiKeyAuthentication(BaseAuthentication):
         elif key.has_expired:
             reason = "expired"
         if reason is not None:
+            # Not reset by a good key later: one valid key must not buy unlimited guesses.
+            throttle.record(address)
             metrics.count(metrics.AUTH_FAILURES, Reason=reason, Path=request.path)
             raise InvalidApiKey()
         return (None, key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import IO, Any
 
@@ -12,14 +13,68 @@ from rest_framework.parsers import BaseParser
 
 from orders_api.exceptions import PayloadTooLarge
 
+# Arrays and objects inside one another. An order needs 3 (body, Items, a line); the bound
+# keeps every recursive step after parsing (hashing, validation, error reports) far from
+# Python's recursion limit, which a 64 KiB body could otherwise come near.
+MAX_DEPTH = 32
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
 
 def _reject_constant(name: str) -> Any:
     # Python's json reads NaN and Infinity, which are not JSON and no DynamoDB number.
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Python keeps the last of repeated keys, other parsers the first: a proxy or log reader in
+    # front of us could see another order than the one we store. json.dumps escapes the key,
+    # so a lone surrogate in it cannot reach the UTF-8 response.
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise ValueError(f"duplicate key {json.dumps(key)}")
+        obj[key] = value
+    return obj
+
+
+def _check_structure(body: Any) -> None:
+    """ParseError for nesting deeper than MAX_DEPTH or a lone surrogate in any key or string.
+
+    JSON's \\ud800 escapes decode to lone surrogates, which are not Unicode text: the UTF-8
+    encoders behind the idempotency hash, DynamoDB and the error responses fail on them, so
+    they are refused here, once, before any of those runs. Iterative, so depth costs no stack.
+    """
+    stack: list[tuple[Any, int, str]] = [(body, 1, "")]
+    while stack:
+        value, depth, path = stack.pop()
+        if isinstance(value, str):
+            found = _SURROGATE.search(value)
+            if found:
+                where = path or "the body"
+                raise ParseError(
+                    f"Malformed JSON: {where} holds a lone surrogate "
+                    f"(\\u{ord(found[0]):04x}), which is not Unicode text"
+                )
+            continue
+        if not isinstance(value, dict | list):
+            continue
+        if depth > MAX_DEPTH:
+            raise ParseError(f"Malformed JSON: nested more than {MAX_DEPTH} levels deep")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if _SURROGATE.search(key):
+                    where = f"a key of {path}" if path else "a key"
+                    raise ParseError(
+                        f"Malformed JSON: {where} holds a lone surrogate, which is not Unicode text"
+                    )
+                stack.append((item, depth + 1, f"{path}.{key}" if path else key))
+        else:
+            stack.extend((item, depth + 1, f"{path}[{i}]") for i, item in enumerate(value))
+
+
 class BoundedJSONParser(BaseParser):
-    """Reads at most settings.ORDERS_API_MAX_BODY_BYTES (413 beyond) and parses strict JSON."""
+    """Reads at most settings.ORDERS_API_MAX_BODY_BYTES (413 beyond) and parses strict JSON:
+    UTF-8, no NaN or Infinity, no repeated keys, no lone surrogates, at most MAX_DEPTH deep."""
 
     media_type = "application/json"
 
@@ -41,8 +96,12 @@ class BoundedJSONParser(BaseParser):
             raise PayloadTooLarge(limit)
         try:
             text = body.decode("utf-8")
-            return json.loads(text, parse_constant=_reject_constant)
+            parsed = json.loads(
+                text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys
+            )
         except UnicodeDecodeError:
             raise ParseError("Malformed JSON: the body is not UTF-8") from None
         except (ValueError, RecursionError) as exc:
             raise ParseError(f"Malformed JSON: {exc}") from None
+        _check_structure(parsed)
+        return parsed

@@ -54,13 +54,34 @@ redis.call('EXPIRE', KEYS[1], 172800)
 return {verdict, string.format('%.6f', wait), used, string.format('%.6f', tokens)}
 """
 
+# Failed authentications of one client address, in a window that starts at its first failure:
+# INCR and the window's expiry in one atomic step, so racing failures all count and the key
+# always expires (a crash between INCR and EXPIRE cannot leave a counter that never resets).
+FAILURE_RECORD_LUA = """
+local count = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {count, ttl}
+"""
+
+# The address's failure count and the milliseconds left in its window, read together.
+FAILURE_READ_LUA = """
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+return {count, redis.call('PTTL', KEYS[1])}
+"""
+
 
 @dataclass(frozen=True)
 class Decision:
     """What the limiter said about one request."""
 
     allowed: bool
-    reason: str  # "ok", "rate" (bucket empty), "quota" (day used up), "unavailable" (no Redis)
+    # "ok", "rate" (bucket empty), "quota" (day used up), "blocked" (too many failed
+    # authentications from the address), "unavailable" (no Redis)
+    reason: str
     retry_after: float = 0.0  # seconds until a request can succeed
     used_today: int | None = None
 
@@ -81,19 +102,55 @@ class RedisRateLimiter:
             url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=30
         )
         self._script = self._redis.register_script(TOKEN_BUCKET_LUA)
+        self._failures_read = self._redis.register_script(FAILURE_READ_LUA)
+        self._failures_record = self._redis.register_script(FAILURE_RECORD_LUA)
         self._down_until = 0.0
 
     def hit(self, client_id: str, limits: Limits, *, prefix: str) -> Decision:
         """Take one request from the client's bucket and day, or say why not."""
-        if time.monotonic() < self._down_until:
-            return Decision(False, "unavailable", self.retry_seconds)
         # The hash tag {…} keeps one client's key on one cluster slot.
-        key = f"{prefix}ratelimit:{{{client_id}}}"
+        result = self._run(
+            self._script,
+            f"{prefix}ratelimit:{{{client_id}}}",
+            [limits.rate_limit, limits.burst_limit, limits.daily_quota or 0],
+        )
+        if result is None:
+            return Decision(False, "unavailable", self.retry_seconds)
+        verdict, wait, used, _tokens = result
+        reason = verdict.decode() if isinstance(verdict, bytes) else str(verdict)
+        return Decision(reason == "ok", reason, float(wait), int(used))
+
+    def failures_check(self, scope: str, address: str, *, limit: int, prefix: str) -> Decision:
+        """Whether `address` may try to authenticate in `scope` ("api-key", "login"): refused
+        ("blocked") once it has `limit` failures in its current window. Reads, never counts."""
+        result = self._run(self._failures_read, _failure_key(prefix, scope, address), [])
+        if result is None:
+            return Decision(False, "unavailable", self.retry_seconds)
+        count, ttl_ms = int(result[0]), int(result[1])
+        if count >= limit:
+            return Decision(False, "blocked", max(ttl_ms, 0) / 1000, count)
+        return Decision(True, "ok", 0.0, count)
+
+    def failures_record(
+        self, scope: str, address: str, *, window: float, prefix: str
+    ) -> int | None:
+        """Count one failed authentication of `address`; its window opens at the first failure
+        and lasts `window` seconds. The count so far, or None when Redis is unavailable."""
+        window_ms = max(1, round(window * 1000))
+        key = _failure_key(prefix, scope, address)
+        result = self._run(self._failures_record, key, [window_ms])
+        return None if result is None else int(result[0])
+
+    def failures_reset(self, scope: str, address: str, *, prefix: str) -> None:
+        """Forget an address's failures (tests, and staff unblocking an address by hand)."""
+        self._redis.delete(_failure_key(prefix, scope, address))
+
+    def _run(self, script: Any, key: str, args: list[Any]) -> Any:
+        """Run one script on one key; None (and Redis left alone for a while) on failure."""
+        if time.monotonic() < self._down_until:
+            return None
         try:
-            verdict, wait, used, _tokens = self._script(
-                keys=[key],
-                args=[limits.rate_limit, limits.burst_limit, limits.daily_quota or 0],
-            )
+            return script(keys=[key], args=args)
         except redis.RedisError as exc:
             self._down_until = time.monotonic() + self.retry_seconds
             log.warning(
@@ -102,9 +159,7 @@ class RedisRateLimiter:
                 exc,
                 self.retry_seconds,
             )
-            return Decision(False, "unavailable", self.retry_seconds)
-        reason = verdict.decode() if isinstance(verdict, bytes) else str(verdict)
-        return Decision(reason == "ok", reason, float(wait), int(used))
+            return None
 
     def reset(self, client_id: str, *, prefix: str) -> None:
         """Forget a client's bucket and day count (tests, and staff after a plan change)."""
@@ -114,6 +169,10 @@ class RedisRateLimiter:
     def redis(self) -> Any:
         """The underlying client."""
         return self._redis
+
+
+def _failure_key(prefix: str, scope: str, address: str) -> str:
+    return f"{prefix}authfail:{scope}:{{{address}}}"
 
 
 _lock = threading.Lock()

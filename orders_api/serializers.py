@@ -17,19 +17,75 @@ from pipeline.domain import (
     ADDRESS_FIELDS,
     ITEM_NAME_RE,
     MAX_CUSTOMER_NAME,
+    MAX_DISTINCT_ITEMS,
     MAX_ITEM_NAME,
     MAX_LINES,
     MAX_QUANTITY,
     PAYMENT_TOKEN_RE,
     POSTAL_CODE_RE,
 )
+from pipeline.domain.orders import REFUSED_TEXT_RANGES
 from pipeline.statuses import OrderStatus
 
+
+def _escaped(char: str) -> str:
+    # \uXXXX reads the same in ECMA, Python and Rust patterns; a character beyond the BMP is
+    # written as itself, as \u{...} and \U are not common to them.
+    return f"\\u{ord(char):04x}" if ord(char) <= 0xFFFF else char
+
+
+def _char_class(ranges: list[tuple[str, str]]) -> str:
+    return "".join(
+        _escaped(low) if low == high else f"{_escaped(low)}-{_escaped(high)}"
+        for low, high in ranges
+    )
+
+
+def _runs(code_points: list[int]) -> list[tuple[str, str]]:
+    runs: list[tuple[str, str]] = []
+    for point in code_points:
+        if runs and ord(runs[-1][1]) == point - 1:
+            runs[-1] = (runs[-1][0], chr(point))
+        else:
+            runs.append((chr(point), chr(point)))
+    return runs
+
+
+# The whitespace str.strip() trims (all of it is below U+3001): the rules trim it from both
+# ends of a value before checking it, so the schema lets it pad a value.
+_TRIMMED = _char_class(_runs([point for point in range(0x3001) if chr(point).isspace()]))
+# The refused characters beyond the BMP go in a `not` of their own: schemathesis folds a
+# maxLength into the pattern beside it, writing such characters as Python's \U escapes, which
+# its own ECMA regex check then refuses; a pattern with no length beside it is left as it is.
+_BMP_RANGES = [(low, high) for low, high in REFUSED_TEXT_RANGES if ord(high) <= 0xFFFF]
+_ASTRAL_RANGES = [(low, high) for low, high in REFUSED_TEXT_RANGES if ord(low) > 0xFFFF]
+assert len(_BMP_RANGES) + len(_ASTRAL_RANGES) == len(REFUSED_TEXT_RANGES)
+_REFUSED = _char_class(_BMP_RANGES)
+NOT_REFUSED_BEYOND_BMP = {"pattern": f"[{_char_class(_ASTRAL_RANGES)}]"}
+_PAD = f"[{_TRIMMED}]*"
+_EDGE = f"[^{_TRIMMED}{_REFUSED}]"  # first and last character kept: neither trimmed nor refused
+_INNER = f"[^{_REFUSED}]"
+# pipeline.domain.orders.checked_text as a pattern on the value as sent (with
+# NOT_REFUSED_BEYOND_BMP). Lone surrogates are refused too, but cannot be written in a pattern
+# jsonschema-rs (schemathesis) compiles.
+TEXT_PATTERN = f"^{_PAD}{_EDGE}(?:{_INNER}*{_EDGE})?{_PAD}$"
+TEXT_PATTERN_OPTIONAL = f"^{_PAD}(?:{_EDGE}(?:{_INNER}*{_EDGE})?{_PAD})?$"
+TEXT_PATTERN_TWO_OR_MORE = f"^{_PAD}{_EDGE}{_INNER}*{_EDGE}{_PAD}$"
+TEXT_RULE = (
+    "Unicode text, trimmed; control, format (bidi overrides, zero-width characters, ...) and "
+    "line-separator characters are refused, and the text is stored NFC-normalised."
+)
+
+# validate_item_name trims the name and then counts its length, so the length is in the
+# pattern (ITEM_NAME_RE's "*" bounded) rather than a maxLength on the untrimmed value.
+assert ITEM_NAME_RE.pattern.startswith("^") and ITEM_NAME_RE.pattern.endswith("*$")
+ITEM_NAME_PATTERN = f"^{_PAD}{ITEM_NAME_RE.pattern[1:-2]}{{0,{MAX_ITEM_NAME - 1}}}{_PAD}$"
 ITEM_NAME_SCHEMA = {
     "type": "string",
     "minLength": 1,
-    "maxLength": MAX_ITEM_NAME,
-    "pattern": ITEM_NAME_RE.pattern,
+    "pattern": ITEM_NAME_PATTERN,
+    "description": f"Letters, digits, spaces, '.', '_' and '-', starting with a letter or "
+    f"digit; at most {MAX_ITEM_NAME} characters once the whitespace around it is trimmed.",
     "example": "laptop",
 }
 ORDER_LINE_SCHEMA = {
@@ -61,7 +117,9 @@ class DomainCheckedField(serializers.Field):
         "type": "string",
         "minLength": 1,
         "maxLength": MAX_CUSTOMER_NAME,
-        "description": "Who the order is for (control characters are refused).",
+        "pattern": TEXT_PATTERN,
+        "not": NOT_REFUSED_BEYOND_BMP,
+        "description": f"Who the order is for: {TEXT_RULE}",
         "example": "John Doe",
     }
 )
@@ -76,7 +134,8 @@ class CustomerNameField(DomainCheckedField):
         "maxItems": MAX_LINES,
         "description": (
             "Item names (one of each) or {ItemName, Quantity} objects, mixed freely; "
-            f"repeated names are added up (at most {MAX_QUANTITY} of an item)."
+            f"repeated names are added up (at most {MAX_QUANTITY} of an item, and at most "
+            f"{MAX_DISTINCT_ITEMS} different items: one transaction reserves the order)."
         ),
         "items": {"oneOf": [ITEM_NAME_SCHEMA, ORDER_LINE_SCHEMA]},
         "example": ["laptop", {"ItemName": "mouse", "Quantity": 2}],
@@ -98,14 +157,25 @@ class StrictSerializer(serializers.Serializer):
         return value
 
 
+def _address_field(name: str, required: bool, max_length: int) -> dict[str, Any]:
+    if name == "PostalCode":  # POSTAL_CODE_RE once trimmed
+        return {"type": "string", "minLength": 1, "maxLength": max_length,
+                "pattern": f"^{_PAD}(?:{POSTAL_CODE_RE.pattern[1:-1]}){_PAD}$"}  # fmt: skip
+    text = {"type": "string", "maxLength": max_length, "not": NOT_REFUSED_BEYOND_BMP}
+    if not required:  # empty, blank or null: left out
+        return text | {"nullable": True, "pattern": TEXT_PATTERN_OPTIONAL}
+    if name == "Country":  # an ISO 3166 code or a name
+        return text | {"minLength": 2, "pattern": TEXT_PATTERN_TWO_OR_MORE}
+    return text | {"minLength": 1, "pattern": TEXT_PATTERN}
+
+
 ADDRESS_SCHEMA = {
     "type": "object",
     "description": "Where the order ships; the mock carriers read PostalCode (00000 and 99999 "
-    "are their test addresses).",
+    f"are their test addresses). Every field but PostalCode is {TEXT_RULE}",
     "properties": {
-        name: {"type": "string", "minLength": 1, "maxLength": max_length}
-        | ({"pattern": POSTAL_CODE_RE.pattern} if name == "PostalCode" else {})
-        for name, (_, max_length) in ADDRESS_FIELDS.items()
+        name: _address_field(name, required, max_length)
+        for name, (required, max_length) in ADDRESS_FIELDS.items()
     },
     "required": [name for name, (required, _) in ADDRESS_FIELDS.items() if required],
     "additionalProperties": False,

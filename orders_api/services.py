@@ -44,7 +44,8 @@ def client_order_submit(
     - the same body (a retry, or a racer): the first answer again, replayed;
     - another body: IdempotencyKeyReused (422), nothing written;
     - no order of this client under the id: OrderIdConflict (409).
-    InvalidRequest (400) for a malformed key or an invalid order.
+    InvalidRequest (400) for a malformed key, a body that is not Unicode text or an invalid
+    order.
     """
     order_id = request_hash = None
     if idempotency_key is not None:
@@ -52,7 +53,13 @@ def client_order_submit(
         if problem:
             raise InvalidRequest({idempotency.HEADER: problem}, "Invalid Idempotency-Key")
         order_id = idempotency.order_id_for(client_id, idempotency_key)
-        request_hash = idempotency.request_hash(body)
+        try:
+            request_hash = idempotency.request_hash(body)
+        except UnicodeEncodeError:
+            # A lone surrogate (JSON's "\ud800") has no UTF-8 form to hash. BoundedJSONParser
+            # refuses such bodies; this keeps any other caller at a 400, not a 500.
+            problem = {"body": "must be valid Unicode text (no lone surrogates)"}
+            raise InvalidRequest(problem) from None
 
     store = store or wiring.dynamo_store()
     try:

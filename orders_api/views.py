@@ -50,7 +50,10 @@ _COMMON_ERRORS: dict[int, Any] = {
         ErrorSerializer,
         description="Over the key's rate, burst or daily quota; see Retry-After",
     ),
-    503: OpenApiResponse(ErrorSerializer, description="A backing store is unavailable; retry"),
+    500: OpenApiResponse(ErrorSerializer, description="An unexpected failure, logged; "
+                         "retrying the same request will not help (no Retry-After)"),
+    503: OpenApiResponse(ErrorSerializer, description="A backing store is unavailable; retry "
+                         "after Retry-After seconds"),
 }  # fmt: skip
 
 
@@ -69,7 +72,14 @@ class SubmitOrderView(APIView):
         parameters=[
             OpenApiParameter(
                 idempotency.HEADER,
-                OpenApiTypes.STR,
+                # idempotency.validate_key's rule, so a client following the schema is not
+                # refused (schemathesis checks that).
+                {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": idempotency.MAX_LENGTH,
+                    "pattern": "^[!-~]+$",
+                },
                 OpenApiParameter.HEADER,
                 required=False,
                 description=f"Up to {idempotency.MAX_LENGTH} visible ASCII characters, e.g. "

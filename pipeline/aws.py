@@ -21,7 +21,8 @@ SDK_READ_TIMEOUT_S = 5
 # botocore's standard retry mode sleeps at most 2**n seconds (with jitter) before retry n+1.
 _STANDARD_BACKOFF_CAP_S = 20
 DEFAULT_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": SDK_ATTEMPTS},
+    # total_max_attempts counts the first try; botocore's max_attempts would count retries only.
+    retries={"mode": "standard", "total_max_attempts": SDK_ATTEMPTS},
     connect_timeout=SDK_CONNECT_TIMEOUT_S,
     read_timeout=SDK_READ_TIMEOUT_S,
     max_pool_connections=64,

@@ -36,6 +36,8 @@ ENV_STREAM_FAILURE_QUEUE_URL = "STREAM_FAILURE_QUEUE_URL"
 ENV_ALARM_TOPIC_ARN = "ALARM_TOPIC_ARN"
 ENV_DASHBOARD = "CLOUDWATCH_DASHBOARD"
 ENV_PAYMENT_LEDGER_TABLE = "PAYMENT_LEDGER_TABLE"
+# The portal's Celery broker in AWS (portal/settings/production.py); the pipeline never reads it.
+ENV_PORTAL_TASKS_QUEUE_URL = "PORTAL_TASKS_QUEUE_URL"
 
 # template.yaml's Outputs -> the environment variables the portal, scripts and handlers read.
 # The local runtime writes them to its env file; `deploy.sh deploy` hands them to Zappa.
@@ -49,6 +51,7 @@ STACK_OUTPUT_ENV: dict[str, str] = {
     "AlarmTopicArn": ENV_ALARM_TOPIC_ARN,
     "DashboardName": ENV_DASHBOARD,
     "PaymentLedgerTableName": ENV_PAYMENT_LEDGER_TABLE,
+    "PortalTasksQueueUrl": ENV_PORTAL_TASKS_QUEUE_URL,
 }
 
 

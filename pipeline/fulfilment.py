@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from pipeline.domain import CURRENCY, Order, StepOutcome, execution_name, utc_now
 from pipeline.errors import InvalidOrder, InvalidTransition
@@ -23,16 +25,37 @@ from pipeline.reservation import inventory_release
 from pipeline.statuses import HOLDS_STOCK, OrderStatus
 
 
-def fulfilment_request(*, queue: MessageQueue, order: Order) -> str:
-    """Send a reserved order to the Orders queue; return the message id."""
-    return queue.send_json(
-        {"OrderId": order.order_id, "Attempt": order.attempt},
-        attributes={"OrderId": order.order_id},
-    )
+@dataclass(frozen=True)
+class FulfilmentMessage:
+    """What an Orders queue message asks: start workflow run `run` of an order's `attempt`."""
+
+    order_id: str
+    attempt: int
+    run: int = 1
+
+    def as_body(self) -> dict[str, Any]:
+        """The message body; run 1 is left out, so its messages read as they always have."""
+        body: dict[str, Any] = {"OrderId": self.order_id, "Attempt": self.attempt}
+        if self.run > 1:
+            body["Run"] = self.run
+        return body
+
+    @property
+    def execution_name(self) -> str:
+        """The name of the execution this message starts (one per order, attempt and run)."""
+        return execution_name(self.order_id, self.attempt, self.run)
 
 
-def parse_fulfilment_message(body: str) -> tuple[str, int]:
-    """The order id and attempt a queue message asks to fulfil; InvalidOrder if malformed."""
+def fulfilment_request(*, queue: MessageQueue, order: Order, run: int | None = None) -> str:
+    """Send a reserved (or paid) order to the Orders queue for workflow run `run` (default: the
+    order's current run); return the message id."""
+    message = FulfilmentMessage(order.order_id, order.attempt, run or order.workflow_run)
+    return queue.send_json(message.as_body(), attributes={"OrderId": order.order_id})
+
+
+def read_fulfilment_message(body: str) -> FulfilmentMessage:
+    """The order, attempt and workflow run a queue message asks to fulfil; InvalidOrder if
+    malformed. A message without Run (every message before runs existed) asks for run 1."""
     try:
         data = json.loads(body)
     except json.JSONDecodeError as exc:
@@ -43,20 +66,27 @@ def parse_fulfilment_message(body: str) -> tuple[str, int]:
         or not data["OrderId"]
     ):
         raise InvalidOrder({"OrderId": "message must carry a non-empty string OrderId"})
-    attempt = data.get("Attempt", 1)
-    if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
-        raise InvalidOrder({"Attempt": "must be a positive whole number"})
-    return data["OrderId"], attempt
+    numbers: dict[str, int] = {}
+    for field in ("Attempt", "Run"):
+        value = data.get(field, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidOrder({field: "must be a positive whole number"})
+        numbers[field] = value
+    return FulfilmentMessage(data["OrderId"], numbers["Attempt"], numbers["Run"])
+
+
+def parse_fulfilment_message(body: str) -> tuple[str, int]:
+    """The order id and attempt a queue message asks to fulfil; InvalidOrder if malformed."""
+    message = read_fulfilment_message(body)
+    return message.order_id, message.attempt
 
 
 def fulfilment_start(*, workflow: Workflow, body: str) -> StartResult:
     """Start the fulfilment workflow for a queue message; the execution name is derived from
-    the order, so a message delivered twice never starts two workflows.
+    the order, attempt and run, so a message delivered twice never starts two workflows.
     """
-    order_id, attempt = parse_fulfilment_message(body)
-    return workflow.start(
-        execution_name(order_id, attempt), {"OrderId": order_id, "Attempt": attempt}
-    )
+    message = read_fulfilment_message(body)
+    return workflow.start(message.execution_name, message.as_body())
 
 
 PAID_STATUSES = frozenset({OrderStatus.PAID, OrderStatus.SHIPPED, OrderStatus.MANUAL_INTERVENTION})
@@ -250,7 +280,8 @@ def fulfilment_requeue_stranded(
     min_age_seconds: float = 0.0,
     max_requeues: int | None = None,
 ) -> list[str]:
-    """Send every RESERVED order that has no workflow execution to the Orders queue again.
+    """Send every RESERVED order that has no workflow execution (of its current run) to the
+    Orders queue again.
 
     An order is stranded when its queue message was lost (a local runtime restart: the local
     SQS keeps nothing on disk) or purged. Re-sending is safe: the execution name is derived from
@@ -258,6 +289,9 @@ def fulfilment_requeue_stranded(
     less than `min_age_seconds` ago are left alone (their message may be on its way), and an
     order already re-sent `max_requeues` times is left for an operator: its message keeps
     failing, and sending more would only fill the dead-letter queue.
+
+    An order whose execution exists but died (failed, timed out, aborted) is left alone here:
+    pipeline/sweeps.py starts it again under a new run, or releases it.
     """
     requeued = []
     cursor = None
@@ -269,7 +303,8 @@ def fulfilment_requeue_stranded(
                 continue
             if max_requeues is not None and order.requeue_count >= max_requeues:
                 continue
-            if workflow.describe(execution_name(order.order_id, order.attempt)) is None:
+            name = execution_name(order.order_id, order.attempt, order.workflow_run)
+            if workflow.describe(name) is None:
                 fulfilment_request(queue=queue, order=order)
                 store.order_count_requeue(order.order_id, utc_now())
                 requeued.append(order.order_id)

@@ -41,6 +41,21 @@ ORDERS_NEEDING_INTERVENTION: Final = "OrdersNeedingIntervention"
 API_AUTHENTICATION_FAILURES: Final = "ApiAuthenticationFailures"
 API_REQUESTS_THROTTLED: Final = "ApiRequestsThrottled"
 RATE_LIMITER_UNAVAILABLE: Final = "RateLimiterUnavailable"
+# The portal's failed-authentication throttles (orders_api/auth.py, portal/login.py)
+API_KEY_FAILURES_THROTTLED: Final = "ApiKeyFailuresThrottled"
+LOGIN_FAILURES_THROTTLED: Final = "LoginFailuresThrottled"
+# The stranded-order sweepers (pipeline/sweeps.py), counted by the portal's Celery tasks
+# (operations/tasks.py): what each found (alarmed on) and what it did.
+STRANDED_PENDING_FOUND: Final = "StrandedPendingFound"
+STRANDED_PENDING_REDRIVEN: Final = "StrandedPendingRedriven"
+STRANDED_RESERVED_FOUND: Final = "StrandedReservedFound"
+STRANDED_RESERVED_REQUEUED: Final = "StrandedReservedRequeued"
+STRANDED_RESERVED_RESTARTED: Final = "StrandedReservedRestarted"
+STRANDED_RESERVED_RELEASED: Final = "StrandedReservedReleased"
+STRANDED_PAID_FOUND: Final = "StrandedPaidFound"
+STRANDED_PAID_REQUEUED: Final = "StrandedPaidRequeued"
+STRANDED_PAID_RESUMED: Final = "StrandedPaidResumed"
+STRANDED_PAID_FLAGGED: Final = "StrandedPaidFlagged"
 
 # Every metric above and the `service` dimension it carries: None for the portal's, which it
 # emits without dimensions so that one alarm or graph covers every portal instance.
@@ -61,5 +76,17 @@ SERVICE_OF: Final[Mapping[str, str | None]] = MappingProxyType(
         API_AUTHENTICATION_FAILURES: None,
         API_REQUESTS_THROTTLED: None,
         RATE_LIMITER_UNAVAILABLE: None,
+        API_KEY_FAILURES_THROTTLED: None,
+        LOGIN_FAILURES_THROTTLED: None,
+        STRANDED_PENDING_FOUND: None,
+        STRANDED_PENDING_REDRIVEN: None,
+        STRANDED_RESERVED_FOUND: None,
+        STRANDED_RESERVED_REQUEUED: None,
+        STRANDED_RESERVED_RESTARTED: None,
+        STRANDED_RESERVED_RELEASED: None,
+        STRANDED_PAID_FOUND: None,
+        STRANDED_PAID_REQUEUED: None,
+        STRANDED_PAID_RESUMED: None,
+        STRANDED_PAID_FLAGGED: None,
     }
 )

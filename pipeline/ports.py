@@ -133,14 +133,34 @@ class OrderStore(Protocol):
         """Write fields on the order, no status change, if its status is one of `expected`."""
         ...
 
+    def order_set_fields_if_unchanged(
+        self,
+        order_id: str,
+        fields: Mapping[str, Any],
+        *,
+        expected: Iterable[OrderStatus],
+        unchanged: Mapping[str, Any],
+    ) -> Order:
+        """Write fields on the order, no status change, if its status is one of `expected` and
+        each attribute of `unchanged` still holds the value given (None: the attribute is
+        absent): a compare-and-set, so of two writers that read the same order one wins.
+        OrderNotFound, or InvalidTransition with the real status when a condition fails."""
+        ...
+
     def order_count_requeue(self, order_id: str, now: str) -> None:
         """Note that a RESERVED order was re-sent to the queue (no status change)."""
         ...
 
     def orders_by_status(
-        self, status: OrderStatus, *, limit: int = 50, cursor: dict[str, Any] | None = None
+        self,
+        status: OrderStatus,
+        *,
+        limit: int = 50,
+        cursor: dict[str, Any] | None = None,
+        placed_before: str | None = None,
     ) -> Page:
-        """Orders in one status, newest first."""
+        """Orders in one status, newest first; with `placed_before`, only those whose OrderDate
+        is at or before it (the index's sort key: the sweepers' bound)."""
         ...
 
     def orders_by_customer(
@@ -223,14 +243,31 @@ class MessageQueue(Protocol):
         """Send a body as it is; return the new message id."""
         ...
 
+    def send_raw_batch(self, bodies: Sequence[str]) -> list[str | None]:
+        """Send bodies as they are, in as few calls as SQS allows; return each one's new
+        message id, or None where SQS refused that entry. Raises if a whole call fails."""
+        ...
+
     def receive(
         self, *, max_messages: int = 10, wait_seconds: int = 0, visibility: int | None = None
     ) -> list[QueueMessage]:
-        """Up to `max_messages` messages, hidden for the visibility timeout."""
+        """Up to `max_messages` messages, hidden for the visibility timeout. With
+        `wait_seconds` (a long poll) it waits up to that long for a message to be visible; a
+        receive may come back empty while messages remain (ask `depth` before believing it)."""
         ...
 
     def delete(self, message: QueueMessage) -> None:
         """Remove a handled message."""
+        ...
+
+    def delete_batch(self, messages: Sequence[QueueMessage]) -> int:
+        """Remove handled messages, in as few calls as SQS allows; return how many it
+        accepted (a message deleted already counts; a receipt handle never issued does not)."""
+        ...
+
+    def purge(self) -> None:
+        """Delete every message in the queue, visible or not; SQS allows one purge a minute
+        (ClientError PurgeQueueInProgress otherwise)."""
         ...
 
     def release(self, messages: Iterable[QueueMessage]) -> int:

@@ -10,8 +10,10 @@ import os
 
 from celery import Celery
 
-# As manage.py: a worker started by hand on a developer's machine gets the local settings.
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.local")
+# As portal/wsgi.py: a worker started without DJANGO_SETTINGS_MODULE gets the production
+# settings, which refuse to start without their secrets, never the local ones (DEBUG, a known
+# key). deploy.sh local and the tests name their settings themselves.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.production")
 
 app = Celery("portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -5,6 +5,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from portal.login import admin_login
 from portal.views import home
 
 urlpatterns = [
@@ -14,6 +15,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
+    # Before the admin's own routes: its login, with failed logins throttled per address.
+    path("admin/login/", admin_login, name="throttled-login"),
     path("admin/", admin.site.urls),
     # Staff operations pages (dashboard, orders, inventory, DLQ replay, audit log).
     path("ops/", include("operations.urls")),

@@ -59,6 +59,7 @@ build_env=(
   DJANGO_SETTINGS_MODULE=portal.settings.production
   DJANGO_SECRET_KEY="build-only-$(head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')"
   DATABASE_URL="sqlite:////tmp/portal-build-unused.sqlite3"
+  DJANGO_ALLOWED_HOSTS="build.invalid"
 )
 say "collectstatic"
 env "${build_env[@]}" "$VENV/bin/python" manage.py collectstatic --noinput --clear -v 0

@@ -8,6 +8,8 @@ cd "$ROOT"
 VENV="$ROOT/.venv"
 SAM_VENV="$ROOT/.venv-sam"
 SAM_CLI_VERSION="1.170.0"
+CHECKOV_VENV="$ROOT/.venv-checkov"
+CHECKOV_VERSION="3.3.30"
 export SAM_CLI_TELEMETRY=0          # nothing leaves this machine
 export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
 
@@ -79,6 +81,26 @@ setup_sam() {
   fi
 }
 
+# checkov pins its own dependencies, which clash with the project's: its own virtualenv.
+setup_checkov() {
+  if [ ! -x "$CHECKOV_VENV/bin/checkov" ] ||
+     [ "$("$CHECKOV_VENV/bin/checkov" --version 2>/dev/null)" != "$CHECKOV_VERSION" ]; then
+    say "installing checkov $CHECKOV_VERSION in .venv-checkov"
+    rm -rf "$CHECKOV_VENV"
+    "$(pick_python)" -m venv "$CHECKOV_VENV"
+    "$CHECKOV_VENV/bin/pip" install --quiet "checkov==$CHECKOV_VERSION"
+  fi
+}
+
+# Every check passes or is skipped in template.yaml with its reason (docs/security.md).
+# --skip-download: nothing is fetched from, or sent to, checkov's platform.
+check_checkov() {
+  setup_checkov
+  say "checkov (template.yaml)"
+  "$CHECKOV_VENV/bin/checkov" --file template.yaml --framework cloudformation \
+    --skip-download --compact --quiet
+}
+
 check_template() {
   setup_sam
   say "cfn-lint template.yaml"
@@ -88,6 +110,7 @@ check_template() {
   say "sam build"
   py312="$(python312)" || die "sam build needs python3.12 on PATH (pyenv install 3.12)"
   PATH="$(dirname "$py312"):$PATH" "$SAM_VENV/bin/sam" build --template template.yaml >/dev/null
+  check_checkov
 }
 
 run_tests() {
@@ -99,7 +122,18 @@ run_tests() {
   check_template
   say "pytest"
   # Two workers (one per core); a file stays on one worker so its module fixtures start once.
-  "$VENV/bin/python" -m pytest -n "${PYTEST_WORKERS:-2}" --dist loadfile "$@"
+  # Tests that measure rates or load the whole system (marked serial) then run alone: beside
+  # another worker on two cores their timings would measure the other worker.
+  status=0
+  "$VENV/bin/python" -m pytest -n "${PYTEST_WORKERS:-2}" --dist loadfile -m "not serial" "$@" \
+    || status=$?
+  serial=0
+  "$VENV/bin/python" -m pytest -p no:xdist -m serial "$@" || serial=$?
+  # Exit code 5: the arguments selected no serial test (e.g. `deploy.sh test tests/unit`).
+  [ "$serial" -eq 5 ] && serial=0
+  [ "$status" -eq 5 ] && [ "$serial" -eq 0 ] && status=0
+  [ "$status" -ne 0 ] && return "$status"
+  return "$serial"
 }
 
 # The local runtime's env file, so manage.py and scripts talk to the local endpoints.
@@ -190,7 +224,9 @@ PY
   "$SAM_VENV/bin/sam" deploy --stack-name "$stack" --resolve-s3 --capabilities CAPABILITY_IAM \
     --no-confirm-changeset --no-fail-on-empty-changeset \
     --parameter-overrides "PortalFunctionName=order-portal-$stage"
-  say "wiring the portal's stage '$stage' to the stack's outputs"
+  # The stack's outputs become the stage's environment, and its PortalRoleArn the stage's
+  # role_arn (manage_roles is false: the portal runs on the template's role, not Zappa's).
+  say "wiring the portal's stage '$stage' to the stack's outputs and role"
   "$VENV/bin/python" scripts/portal_stack_env.py "$stage" --stack "$stack" --write
   say "building the portal package (python3.12)"
   scripts/build_portal_package.sh "$stage" "build/portal-$stage.zip"
@@ -201,6 +237,18 @@ PY
   else
     say "zappa deploy $stage"
     "$zappa" deploy "$stage" --zip "build/portal-$stage.zip"
+  fi
+  # Production settings answer only for the portal's own host names, and the API's exists
+  # only once zappa deploy made it: name it (and PORTAL_HOSTS, custom domains), then update
+  # the function's environment when that changed anything.
+  api_host="$("$zappa" status "$stage" --json | "$VENV/bin/python" -c '
+import json, sys, urllib.parse
+status = json.loads([line for line in sys.stdin if line.startswith("{")][-1])
+print(urllib.parse.urlparse(status["API Gateway URL"]).hostname)')"
+  hosts="$api_host${PORTAL_HOSTS:+,$PORTAL_HOSTS}"
+  if [ "$("$VENV/bin/python" scripts/portal_stack_env.py "$stage" --allowed-hosts "$hosts")" = changed ]; then
+    say "DJANGO_ALLOWED_HOSTS=$hosts: zappa update $stage"
+    "$zappa" update "$stage" --zip "build/portal-$stage.zip"
   fi
   "$zappa" manage "$stage" migrate
   say "done: ./scripts/deploy.sh monitor --stack $stack"
@@ -234,7 +282,7 @@ usage: $0 COMMAND [options]
   deploy      sam build + sam deploy, then zappa deploy/update (needs AWS credentials)
   setup       only create .venv and install dependencies
   runtime     only the local pipeline runtime (python -m pipeline.local)
-  validate    cfn-lint, sam validate --lint, sam build
+  validate    cfn-lint, sam validate --lint, sam build, checkov
 USAGE
     ;;
   *) die "unknown command '$cmd' (try: $0 help)" ;;

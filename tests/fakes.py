@@ -58,7 +58,8 @@ class FakeStore:
     Every port method of `ReservationStore` is here and keeps the adapter's guards: a put never
     overwrites; a transition is conditional on `expected` (else `sources_of(target)`) and
     raises OrderNotFound or InvalidTransition naming the status the order really has (so does
-    order_set_fields, guarded by `expected` alone); an update that names one attribute twice,
+    order_set_fields, guarded by `expected` alone, and order_set_fields_if_unchanged, by
+    `expected` and the `unchanged` values); an update that names one attribute twice,
     or nothing at all, is refused with DynamoDB's ValidationException (a ClientError); reserve
     needs the order PENDING *and* its stored Attempt equal to the image's, takes every line's
     stock or none (InsufficientStock naming every short or unknown line) and adds one to
@@ -174,6 +175,43 @@ class FakeStore:
             item.pop(name, None)
         return self.order(order_id)
 
+    def order_set_fields_if_unchanged(
+        self,
+        order_id: str,
+        fields: Mapping[str, Any],
+        *,
+        expected: Iterable[OrderStatus],
+        unchanged: Mapping[str, Any],
+    ) -> Order:
+        """Write fields on the order, no status change, if its status is one of `expected` and
+        each attribute of `unchanged` still holds the value given (None: absent)."""
+        self.writes.append(f"order_set_fields_if_unchanged {order_id}")
+        allowed = {str(s) for s in expected}
+        if not allowed:
+            raise client_error(
+                "ValidationException", "Invalid ConditionExpression: IN ()", "UpdateItem"
+            )
+        if not fields:
+            raise client_error(
+                "ValidationException",
+                "Invalid UpdateExpression: The expression can not be empty;",
+                "UpdateItem",
+            )
+        _check_paths(fields, (), fixed=())
+        item = self.orders.get(order_id)
+        if item is None:
+            raise OrderNotFound(order_id)
+        # As the adapter's condition: `=` compares stored values whole (maps and lists too).
+        same = all(
+            (name not in item) if value is None else item.get(name) == _stored({"v": value})["v"]
+            for name, value in unchanged.items()
+        )
+        if item["Status"] not in allowed or not same:
+            status = item["Status"]
+            raise InvalidTransition(order_id, status, f"{status} (update)")
+        item.update(_stored(fields))
+        return self.order(order_id)
+
     def order_count_requeue(self, order_id: str, now: str) -> None:
         """Note that a RESERVED order was re-sent to the queue (no status change)."""
         self.writes.append(f"order_count_requeue {order_id}")
@@ -184,10 +222,16 @@ class FakeStore:
         item["RequeuedAt"] = now
 
     def orders_by_status(
-        self, status: OrderStatus, *, limit: int = 50, cursor: dict[str, Any] | None = None
+        self,
+        status: OrderStatus,
+        *,
+        limit: int = 50,
+        cursor: dict[str, Any] | None = None,
+        placed_before: str | None = None,
     ) -> Page:
-        """Orders in one status, newest first (the StatusIndex)."""
-        return self._query("Status", str(status), limit, cursor)
+        """Orders in one status, newest first (the StatusIndex); with `placed_before`, only
+        those whose OrderDate is at or before it (a key condition on the index's sort key)."""
+        return self._query("Status", str(status), limit, cursor, placed_before)
 
     def orders_by_customer(
         self, customer_name: str, *, limit: int = 50, cursor: dict[str, Any] | None = None
@@ -195,13 +239,26 @@ class FakeStore:
         """A customer's orders, newest first (the CustomerIndex)."""
         return self._query("CustomerName", customer_name, limit, cursor)
 
-    def _query(self, key: str, value: str, limit: int, cursor: dict[str, Any] | None) -> Page:
+    def _query(
+        self,
+        key: str,
+        value: str,
+        limit: int,
+        cursor: dict[str, Any] | None,
+        placed_before: str | None = None,
+    ) -> Page:
         # An index holds the items that have its keys, sorted by OrderDate; read backwards.
         def position(item: Mapping[str, Any]) -> tuple[str, str]:
             return item["OrderDate"], item["OrderId"]
 
         matching = sorted(
-            (i for i in self.orders.values() if i.get(key) == value and "OrderDate" in i),
+            (
+                i
+                for i in self.orders.values()
+                if i.get(key) == value
+                and "OrderDate" in i
+                and (placed_before is None or i["OrderDate"] <= placed_before)
+            ),
             key=position,
             reverse=True,
         )
@@ -439,34 +496,56 @@ class FakeQueue:
     A received message is hidden for the visibility timeout given (else the queue's,
     `visibility_timeout`, 30 s as SQS's default) and counts one more receive
     (ApproximateReceiveCount); `release` makes messages visible at once and counts only those
-    still in the queue; `delete` of a message already gone is accepted; receive asks for 1 to 10
-    messages or raises ClientError InvalidParameterValue. Messages come out in the order sent.
-    Time passes only when a test says so: `advance(seconds)`.
+    still in the queue; `delete` of a message already gone is accepted, and so is a
+    `delete_batch` entry for one (an entry whose receipt handle the queue never issued is not);
+    receive asks for 1 to 10 messages or raises ClientError InvalidParameterValue. A long poll
+    (`wait_seconds` > 0) that finds nothing visible waits on the queue's clock until a hidden
+    message comes back or the wait is over, as SQS waits. `send_raw_batch` accepts any number of
+    bodies (the adapter splits them into calls of 10). `purge` empties the queue, once a minute
+    (PurgeQueueInProgress otherwise). Messages come out in the order sent. Time passes only when
+    a test says so (`advance(seconds)`) or a long poll waits.
 
     Test helpers (not part of the port):
 
     - `FakeQueue(bodies)`: a queue that already holds these bodies (not in `sent` or `log`).
     - `fail_sends`: when true, every send raises SQS's NonExistentQueue ClientError.
-    - `sent`: every message accepted by send_json / send_raw, in order (SentMessage).
-    - `log`: the writes in order, as "send <body>", "delete <id>", "release <id>,<id>"; two
-      queues may share one list (`a.log = b.log`) to show the order across both.
+    - `refuse_bodies`: bodies that send_raw_batch reports as failed entries (None), as SQS
+      refuses single entries of a batch.
+    - `false_empty_receives`: that many next receives come back empty though messages are
+      visible, as a short poll that asked the wrong servers (a long poll still waits its time).
+    - `sent`: every message accepted by send_json / send_raw / send_raw_batch, in order.
+    - `log`: the writes in order, as "send <body>", "delete <id>", "release <id>,<id>",
+      "purge"; two queues may share one list (`a.log = b.log`) to show the order across both.
+    - `receives`: how many receive calls were made.
     - `messages`: id -> body of every message in the queue (visible or in flight).
     - `visible`: the ids that a receive could return now.
+    - `receive_counts`: id -> how often each message was handed out.
     - `now`, `advance(seconds)`: the queue's clock (epoch seconds, from 2026-01-01).
 
     Message ids are "m1", "m2", ... in the order messages entered the queue.
     """
 
     def __init__(
-        self, bodies: Iterable[str] = (), *, fail_sends: bool = False, visibility_timeout: int = 30
+        self,
+        bodies: Iterable[str] = (),
+        *,
+        fail_sends: bool = False,
+        visibility_timeout: int = 30,
+        name: str = "fake-queue",
     ):
+        self.name = name
         self.visibility_timeout = visibility_timeout
         self.fail_sends = fail_sends
+        self.refuse_bodies: set[str] = set()
+        self.false_empty_receives = 0
+        self.receives = 0
         self.now = QUEUE_EPOCH
         self.sent: list[SentMessage] = []
         self.log: list[str] = []
         self._held: dict[str, _Held] = {}
+        self._handles: set[str] = set()
         self._count = 0
+        self._purged_at: float | None = None
         for body in bodies:
             self._enqueue(body)
 
@@ -486,19 +565,26 @@ class FakeQueue:
         """The ids of the messages a receive could return now (test helper)."""
         return [m.message_id for m in self._held.values() if m.visible_at <= self.now]
 
+    @property
+    def receive_counts(self) -> dict[str, int]:
+        """Id -> how many times each message in the queue was handed out (test helper)."""
+        return {m.message_id: m.receive_count for m in self._held.values()}
+
     def _enqueue(self, body: str) -> str:
         self._count += 1
         message_id = f"m{self._count}"
         self._held[message_id] = _Held(message_id, body, sent_at=self.now, visible_at=self.now)
         return message_id
 
-    def _send(self, body: str, attributes: Mapping[str, Mapping[str, str]]) -> str:
+    def _refuse_if_failing(self, operation: str) -> None:
         if self.fail_sends:
             raise client_error(
                 "AWS.SimpleQueueService.NonExistentQueue",
                 "The specified queue does not exist.",
-                "SendMessage",
+                operation,
             )
+
+    def _send(self, body: str, attributes: Mapping[str, Mapping[str, str]]) -> str:
         message_id = self._enqueue(body)
         self.sent.append(SentMessage(message_id, body, dict(attributes)))
         self.log.append(f"send {body}")
@@ -510,17 +596,26 @@ class FakeQueue:
         self, body: Mapping[str, Any], *, attributes: Mapping[str, str] | None = None
     ) -> str:
         """Send one JSON message; return its id."""
+        self._refuse_if_failing("SendMessage")
         wire = {k: {"DataType": "String", "StringValue": v} for k, v in (attributes or {}).items()}
         return self._send(json.dumps(body), wire)
 
     def send_raw(self, body: str, *, attributes: Mapping[str, Any] | None = None) -> str:
         """Send a body as it is; return the new message id."""
+        self._refuse_if_failing("SendMessage")
         return self._send(body, dict(attributes or {}))
+
+    def send_raw_batch(self, bodies: Sequence[str]) -> list[str | None]:
+        """Send bodies as they are; return each one's new id, or None where it was refused."""
+        if bodies:
+            self._refuse_if_failing("SendMessageBatch")
+        return [None if body in self.refuse_bodies else self._send(body, {}) for body in bodies]
 
     def receive(
         self, *, max_messages: int = 10, wait_seconds: int = 0, visibility: int | None = None
     ) -> list[QueueMessage]:
-        """Up to `max_messages` messages, hidden for the visibility timeout."""
+        """Up to `max_messages` messages, hidden for the visibility timeout; a long poll waits
+        (on the queue's clock) for a hidden message to come back."""
         if not 1 <= max_messages <= 10:
             raise client_error(
                 "InvalidParameterValue",
@@ -528,6 +623,18 @@ class FakeQueue:
                 "Reason: must be between 1 and 10, if provided.",
                 "ReceiveMessage",
             )
+        self.receives += 1
+        if self.false_empty_receives > 0:
+            self.false_empty_receives -= 1
+            self.advance(wait_seconds)
+            return []
+        if wait_seconds > 0 and not self.visible:
+            # SQS holds a long poll open until a message is visible or the wait is over.
+            comes_back = min((m.visible_at for m in self._held.values()), default=None)
+            if comes_back is not None and comes_back <= self.now + wait_seconds:
+                self.now = comes_back
+            else:
+                self.advance(wait_seconds)
         timeout = self.visibility_timeout if visibility is None else visibility
         batch = []
         for held in self._held.values():
@@ -539,10 +646,12 @@ class FakeQueue:
             held.receive_count += 1
             if held.first_received_at is None:
                 held.first_received_at = self.now
+            handle = f"rh-{held.message_id}-{held.receive_count}"
+            self._handles.add(handle)
             batch.append(
                 QueueMessage(
                     held.message_id,
-                    f"rh-{held.message_id}-{held.receive_count}",
+                    handle,
                     held.body,
                     {
                         "SenderId": SENDER_ID,
@@ -558,6 +667,27 @@ class FakeQueue:
         """Remove a handled message."""
         self.log.append(f"delete {message.message_id}")
         self._held.pop(message.message_id, None)
+
+    def delete_batch(self, messages: Sequence[QueueMessage]) -> int:
+        """Remove handled messages; return how many were accepted."""
+        deleted = 0
+        for message in messages:
+            if message.receipt_handle in self._handles:
+                self.delete(message)
+                deleted += 1
+        return deleted
+
+    def purge(self) -> None:
+        """Delete every message, visible or not; once a minute."""
+        if self._purged_at is not None and self.now - self._purged_at < 60:
+            raise client_error(
+                "AWS.SimpleQueueService.PurgeQueueInProgress",
+                f"Only one PurgeQueue operation on {self.name} is allowed every 60 seconds.",
+                "PurgeQueue",
+            )
+        self._purged_at = self.now
+        self.log.append("purge")
+        self._held.clear()
 
     def release(self, messages: Iterable[QueueMessage]) -> int:
         """Make received messages visible again at once; return how many were."""

@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline import metric_names, wiring
-from pipeline.fulfilment import fulfilment_start, parse_fulfilment_message
+from pipeline.fulfilment import fulfilment_start, read_fulfilment_message
 
 logger = Logger()
 tracer = Tracer()
@@ -26,16 +26,18 @@ processor = BatchProcessor(event_type=EventType.SQS)
 @tracer.capture_method
 def handle_record(record: SQSRecord) -> None:
     """Start (or find) the workflow of one message; a failure leaves it for redelivery."""
-    order_id, _ = parse_fulfilment_message(record.body)
-    logger.append_keys(order_id=order_id)
+    message = read_fulfilment_message(record.body)
+    logger.append_keys(order_id=message.order_id)
     try:
         result = fulfilment_start(workflow=wiring.fulfilment_workflow(), body=record.body)
+        # Run 2 and later were asked for by a sweeper after an earlier run died.
+        extra = {"execution_arn": result.execution_arn, "run": message.run}
         if result.started:
             metrics.add_metric(metric_names.WORKFLOWS_STARTED, MetricUnit.Count, 1)
-            logger.info("workflow started", extra={"execution_arn": result.execution_arn})
+            logger.info("workflow started", extra=extra)
         else:
             metrics.add_metric(metric_names.DUPLICATE_DELIVERIES, MetricUnit.Count, 1)
-            logger.info("workflow already exists", extra={"execution_arn": result.execution_arn})
+            logger.info("workflow already exists", extra=extra)
     finally:
         logger.remove_keys(["order_id"])
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from pipeline.domain.orders import checked_text
 from pipeline.errors import InvalidInventoryItem
 
 MAX_STOCK = 1_000_000_000
@@ -78,7 +78,12 @@ def checked_price(raw: object) -> Decimal:
 
 
 def checked_description(raw: object) -> str:
-    """A description without control characters, stripped; ValueError saying why not."""
+    """A description, trimmed and NFC-normalised; ValueError saying why not.
+
+    The names' text rule (pipeline.domain.orders.checked_text) with line breaks and tabs
+    allowed: lone surrogates and control, format (bidi, zero-width, ...) and line-separator
+    characters are refused; at most MAX_DESCRIPTION characters once trimmed.
+    """
     if raw is None:
         return ""
     if not isinstance(raw, str):
@@ -86,9 +91,7 @@ def checked_description(raw: object) -> str:
     cleaned = raw.strip()
     if len(cleaned) > MAX_DESCRIPTION:
         raise ValueError(f"must be at most {MAX_DESCRIPTION} characters")
-    if any(unicodedata.category(ch) == "Cc" and ch not in "\n\r\t" for ch in cleaned):
-        raise ValueError("must not contain control characters")
-    return cleaned
+    return checked_text(cleaned, line_breaks=True)
 
 
 def validated_fields(checks: Mapping[str, tuple[Callable[[Any], Any], object]]) -> dict[str, Any]:

@@ -23,6 +23,73 @@ MAX_ITEM_NAME = 100
 ITEM_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._\-]*$")
 CURRENCY = "USD"
 
+# Characters refused in names, addresses and other free text (everywhere but in the whitespace
+# trimmed from either end). Each one is invisible or changes how the text around it is shown,
+# so a name could pass for another one on a page, in a list or in a log line: the control
+# characters (Unicode category Cc), the format characters (Cf: bidi embeddings, overrides and
+# isolates, zero-width spaces and joiners, the byte order mark, the soft hyphen, tags, ...)
+# and the line and paragraph separators (Zl, Zp). A table, not unicodedata lookups, because the
+# OpenAPI schema is written from it (orders_api/serializers.py); tests/unit/test_text_rules.py
+# checks it still covers those categories. Gaps inside a range are unassigned code points.
+REFUSED_TEXT_RANGES: tuple[tuple[str, str], ...] = (
+    ("\x00", "\x1f"),  # C0 controls
+    ("\x7f", "\x9f"),  # DEL and the C1 controls
+    ("\xad", "\xad"),  # soft hyphen
+    ("\u0600", "\u0605"),  # Arabic number signs
+    ("\u061c", "\u061c"),  # Arabic letter mark (bidi)
+    ("\u06dd", "\u06dd"),  # Arabic end of ayah
+    ("\u070f", "\u070f"),  # Syriac abbreviation mark
+    ("\u0890", "\u0891"),  # Arabic pound and piastre marks above
+    ("\u08e2", "\u08e2"),  # Arabic disputed end of ayah
+    ("\u180e", "\u180e"),  # Mongolian vowel separator (zero width)
+    ("\u200b", "\u200f"),  # zero-width space, non-joiner, joiner; LRM, RLM
+    ("\u2028", "\u202e"),  # line and paragraph separators; bidi embeddings and overrides
+    ("\u2060", "\u206f"),  # word joiner, invisible operators, bidi isolates
+    ("\ufeff", "\ufeff"),  # zero-width no-break space (byte order mark)
+    ("\ufff9", "\ufffb"),  # interlinear annotation
+    ("\U000110bd", "\U000110bd"),  # Kaithi number sign
+    ("\U000110cd", "\U000110cd"),  # Kaithi number sign above
+    ("\U00013430", "\U0001343f"),  # Egyptian hieroglyph format controls
+    ("\U0001bca0", "\U0001bca3"),  # shorthand format controls
+    ("\U0001d173", "\U0001d17a"),  # musical symbol formatting
+    ("\U000e0000", "\U000e007f"),  # tags (invisible copies of ASCII)
+)
+_REFUSED_TEXT_RE = re.compile(
+    "[" + "".join(f"{re.escape(low)}-{re.escape(high)}" for low, high in REFUSED_TEXT_RANGES) + "]"
+)
+# Lone surrogates: JSON's \ud800 escapes decode to them, but they are not Unicode text, and
+# nothing downstream (UTF-8, DynamoDB, the portal's pages) can carry them.
+_SURROGATE_RE = re.compile(r"[\ud800-\udfff]")
+_LINE_BREAKS = "\t\n\r"
+
+
+def checked_text(text: str, *, line_breaks: bool = False) -> str:
+    """`text` (already trimmed) NFC-normalised, or ValueError naming a refused character.
+
+    Refused: lone surrogates, and every character of REFUSED_TEXT_RANGES (tab, newline and
+    carriage return too, unless `line_breaks`, for multi-line descriptions and notes). They are
+    refused rather than removed: silently dropping characters would store a name other than
+    the one sent, and a name holding them is more likely an attack than a typo. What is kept
+    is normalised to NFC, so a letter typed with a combining accent and the same letter
+    precomposed are one name (the staff's customer search then finds both).
+    """
+    surrogate = _SURROGATE_RE.search(text)
+    if surrogate:
+        raise ValueError(
+            f"must be valid Unicode text (it holds a lone surrogate, U+{ord(surrogate[0]):04X})"
+        )
+    for match in _REFUSED_TEXT_RE.finditer(text):
+        char = match[0]
+        if line_breaks and char in _LINE_BREAKS:
+            continue
+        if unicodedata.category(char) == "Cc":
+            raise ValueError("must not contain control characters")
+        name = unicodedata.name(char, "unassigned")
+        raise ValueError(
+            f"must not contain invisible or text-direction characters (U+{ord(char):04X} {name})"
+        )
+    return unicodedata.normalize("NFC", text)
+
 
 def utc_now() -> str:
     """The current time as the ISO 8601 UTC string every timestamp of an order uses."""
@@ -55,7 +122,7 @@ def validate_item_name(name: object) -> str:
         raise ValueError("item name must not be empty")
     if len(cleaned) > MAX_ITEM_NAME:
         raise ValueError(f"item name must be at most {MAX_ITEM_NAME} characters")
-    if not ITEM_NAME_RE.match(cleaned):
+    if not ITEM_NAME_RE.fullmatch(cleaned):
         raise ValueError(
             "item name may hold letters, digits, spaces, '.', '_' and '-', "
             "and must start with a letter or digit"
@@ -115,19 +182,28 @@ def parse_items(raw: object) -> tuple[OrderLine, ...]:
 
 
 def validate_customer_name(raw: object) -> str:
-    """Return the cleaned customer name or raise InvalidOrder."""
+    """Return the cleaned customer name or raise InvalidOrder.
+
+    At most MAX_CUSTOMER_NAME characters as sent (so the schema's maxLength is the rule).
+    Whitespace around the name is trimmed; what is left must be valid Unicode text without
+    control, format (bidi, zero-width, ...) or line-separator characters, which are refused,
+    not removed (see checked_text). The name comes back NFC-normalised.
+    """
     if not isinstance(raw, str) or not raw.strip():
         raise InvalidOrder({"CustomerName": "is required and must be a non-empty string"})
     cleaned = raw.strip()
-    if len(cleaned) > MAX_CUSTOMER_NAME:
+    if len(raw) > MAX_CUSTOMER_NAME:
         raise InvalidOrder({"CustomerName": f"must be at most {MAX_CUSTOMER_NAME} characters"})
-    if any(unicodedata.category(ch) == "Cc" for ch in cleaned):
-        raise InvalidOrder({"CustomerName": "must not contain control characters"})
-    return cleaned
+    try:
+        return checked_text(cleaned)
+    except ValueError as exc:
+        raise InvalidOrder({"CustomerName": str(exc)}) from None
 
 
 PAYMENT_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
-POSTAL_CODE_RE = re.compile(r"^[A-Za-z0-9 -]{1,20}$")
+# At least one character that is not a space, so the pattern in the OpenAPI schema (which sees
+# the value before it is trimmed) refuses a postcode of spaces only, as the rule does.
+POSTAL_CODE_RE = re.compile(r"^[A-Za-z0-9 -]*[A-Za-z0-9-][A-Za-z0-9 -]*$")
 # Field -> (required, max length) of a shipping address.
 ADDRESS_FIELDS: dict[str, tuple[bool, int]] = {
     "Name": (True, 200),
@@ -143,7 +219,8 @@ def validate_payment_token(raw: object) -> str | None:
     """The payment method's token (None when absent) or InvalidOrder."""
     if raw is None:
         return None
-    if not isinstance(raw, str) or not PAYMENT_TOKEN_RE.match(raw):
+    # fullmatch: the pattern's `$` would also let a trailing newline through.
+    if not isinstance(raw, str) or not PAYMENT_TOKEN_RE.fullmatch(raw):
         raise InvalidOrder(
             {"PaymentToken": "must be 1-200 letters, digits, '_' or '-' (a payment token)"}
         )
@@ -151,7 +228,13 @@ def validate_payment_token(raw: object) -> str | None:
 
 
 def validate_shipping_address(raw: object) -> dict[str, str] | None:
-    """The cleaned shipping address (None when absent) or InvalidOrder naming every field."""
+    """The cleaned shipping address (None when absent) or InvalidOrder naming every field.
+
+    Every field follows the customer name's text rule (at most its length as sent, trimmed,
+    refused characters, NFC; see checked_text); Country needs at least 2 characters (an ISO
+    3166 code or a name), PostalCode letters, digits, spaces and '-'. An empty, blank or null
+    Line2 is left out.
+    """
     if raw is None:
         return None
     if not isinstance(raw, dict):
@@ -169,17 +252,18 @@ def validate_shipping_address(raw: object) -> dict[str, str] | None:
             continue
         if not isinstance(value, str) or not value.strip():
             errors[key] = "must be a non-empty string"
-        elif len(value.strip()) > max_length:
+        elif len(value) > max_length:
             errors[key] = f"must be at most {max_length} characters"
-        elif any(unicodedata.category(ch) == "Cc" for ch in value):
-            errors[key] = "must not contain control characters"
+        elif name == "Country" and len(value.strip()) < 2:  # counted before NFC, as sent
+            errors[key] = "must be an ISO 3166 code or a country name"
         else:
-            address[name] = value.strip()
+            try:
+                address[name] = checked_text(value.strip())
+            except ValueError as exc:
+                errors[key] = str(exc)
     postcode = address.get("PostalCode")
-    if postcode is not None and not POSTAL_CODE_RE.match(postcode):
+    if postcode is not None and not POSTAL_CODE_RE.fullmatch(postcode):
         errors["ShippingAddress.PostalCode"] = "may hold letters, digits, spaces and '-'"
-    if len(address.get("Country", "xx")) < 2:
-        errors["ShippingAddress.Country"] = "must be an ISO 3166 code or a country name"
     if errors:
         raise InvalidOrder(errors)
     return address
@@ -261,6 +345,38 @@ class Order:
     def requeue_count(self) -> int:
         """How often the order was re-sent to the queue as stranded."""
         return int(self.extra.get("RequeueCount", 0))
+
+    @property
+    def requeued_at(self) -> str | None:
+        """When the order was last re-sent to the queue as stranded, if ever."""
+        return self.extra.get("RequeuedAt")
+
+    @property
+    def workflow_run(self) -> int:
+        """Which workflow run of the current attempt is the order's: 1 unless a sweeper started
+        another after a run died. `WorkflowRun` ({Attempt, Run, At, Resends, Reason}) is the
+        sweepers' record for one attempt, so a later reservation starts again at run 1. Runs
+        share the attempt's payment key, so none charges twice."""
+        run = self.extra.get("WorkflowRun")
+        if isinstance(run, Mapping) and int(run.get("Attempt", -1)) == self.attempt:
+            return max(1, int(run.get("Run", 1)))
+        return 1
+
+    @property
+    def workflow_run_at(self) -> str | None:
+        """When a sweeper last asked for the current run (started it, or re-sent its message)."""
+        run = self.extra.get("WorkflowRun")
+        if isinstance(run, Mapping) and int(run.get("Attempt", -1)) == self.attempt:
+            return run.get("At")
+        return None
+
+    @property
+    def workflow_run_resends(self) -> int:
+        """How often a sweeper re-sent the current run's message because it never started."""
+        run = self.extra.get("WorkflowRun")
+        if isinstance(run, Mapping) and int(run.get("Attempt", -1)) == self.attempt:
+            return int(run.get("Resends", 0))
+        return 0
 
     @property
     def payment_intent(self) -> Mapping[str, Any] | None:
@@ -375,10 +491,17 @@ def to_json(value: Any) -> Any:
     return value
 
 
-def execution_name(order_id: str, attempt: int) -> str:
-    """The workflow execution name for an order's n-th reservation: unique per attempt, so a
-    redelivered message never starts a second workflow, while a staff resubmission can."""
-    return order_id if attempt <= 1 else f"{order_id}-{attempt}"
+def execution_name(order_id: str, attempt: int, run: int = 1) -> str:
+    """The workflow execution name for an order's n-th reservation and its r-th workflow run:
+    unique per attempt and run, so a redelivered message never starts a second workflow, while
+    a staff resubmission (a new attempt) or a sweeper restarting a dead run (a new run) can.
+
+    Run 1 keeps the names executions have always had ("<id>", "<id>-<attempt>"); later runs add
+    "-r<run>". The run is not an attempt: the payment key stays the attempt's, so a new run of
+    a paid or half-paid order never charges again.
+    """
+    name = order_id if attempt <= 1 else f"{order_id}-{attempt}"
+    return name if run <= 1 else f"{name}-r{run}"
 
 
 @dataclass(frozen=True)

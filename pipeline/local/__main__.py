@@ -8,6 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
+from pipeline.local import faults
 from pipeline.local.cfn import TemplateError
 from pipeline.local.emulators import REPO_ROOT, EmulatorError
 from pipeline.local.runtime import (
@@ -82,7 +83,46 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="extra environment for every function, e.g. PAYMENT_RANDOM_SEED=7",
     )
     parser.add_argument("--quiet", action="store_true", help="do not echo function logs")
+    testing = parser.add_argument_group(
+        "fault injection (resilience tests only; the deployed functions have no such switch)"
+    )
+    testing.add_argument(
+        "--fault-rate",
+        type=_rate,
+        default=0.0,
+        metavar="SHARE",
+        help="make this share (0..1) of the functions' AWS SDK calls fail, e.g. 0.1",
+    )
+    testing.add_argument(
+        "--fault-seed", default="0", help="seed of the fault RNG, so a run can be repeated"
+    )
+    testing.add_argument(
+        "--fault-kinds",
+        type=_kinds,
+        default=faults.KINDS,
+        metavar="KIND,...",
+        help=f"which faults to inject (default all: {','.join(faults.KINDS)})",
+    )
+    testing.add_argument(
+        "--fault-report-dir",
+        type=Path,
+        help="where each worker writes its fault counts (default: beside the data directory)",
+    )
     return parser.parse_args(argv)
+
+
+def _rate(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def _kinds(text: str) -> tuple[str, ...]:
+    try:
+        return faults.parse_kinds(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def _announce(runtime: LocalRuntime, options: RuntimeOptions) -> None:
@@ -119,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
         parameters=_pairs(args.parameter, "--parameter"),
         function_env=_pairs(args.function_env, "--function-env"),
         echo_function_logs=not args.quiet,
+        fault_rate=args.fault_rate,
+        fault_seed=args.fault_seed,
+        fault_kinds=args.fault_kinds,
+        fault_report_dir=args.fault_report_dir,
     )
     runtime = LocalRuntime(options)
 

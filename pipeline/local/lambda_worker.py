@@ -14,6 +14,8 @@ import time
 import traceback
 from typing import Any
 
+from pipeline.local import faults
+
 
 class LocalContext:
     """The parts of Lambda's context object that handlers and Powertools read."""
@@ -50,6 +52,9 @@ def main() -> None:
     requests = os.fdopen(int(sys.argv[1]), "r", encoding="utf-8")
     responses = os.fdopen(int(sys.argv[2]), "w", encoding="utf-8")
     sys.path.insert(0, os.environ["LAMBDA_TASK_ROOT"])
+    # Only the local runtime's --fault-rate sets this up, and before the handler is imported,
+    # so every client the handler makes is covered; without it the worker is unchanged.
+    injector = faults.install_from_env()
     module_name, _, function_name = os.environ["_HANDLER"].rpartition(".")
     handler = None
     init_error: dict[str, Any] | None = None
@@ -80,6 +85,8 @@ def main() -> None:
             text = json.dumps(
                 {"ok": False, "error": {**_error(exc), "errorType": "Runtime.MarshalError"}}
             )
+        if injector is not None:
+            injector.flush()  # before the reply: a test that saw it also sees the counts
         responses.write(text + "\n")
         responses.flush()
 

@@ -134,8 +134,16 @@ class _Worker:
                 closer()
 
     def close(self) -> None:
+        self.stop()
+        self.join()
+
+    def stop(self) -> None:
+        """Ask the worker to end (EOF on its requests ends its loop); do not wait."""
         with contextlib.suppress(OSError):
-            self._requests.close()  # EOF ends the worker's loop
+            self._requests.close()
+
+    def join(self) -> None:
+        """Wait for a stopped worker to end (killing it after 5 s) and free its pipe."""
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -250,12 +258,24 @@ class LocalFunction:
 
     def close(self) -> None:
         """Stop every idle worker; busy ones stop when their invocation ends."""
+        _stop_all(self.take_idle())
+
+    def take_idle(self) -> list[_Worker]:
+        """Refuse new invocations and hand over the idle workers, for the caller to stop."""
         with self._cond:
             self._closed = True
             idle, self._idle = self._idle, []
             self._cond.notify_all()
-        for worker in idle:
-            worker.close()
+        return idle
+
+
+def _stop_all(workers: list[_Worker]) -> None:
+    # Every worker is asked first and waited for after, so they end together: one at a time
+    # took a second or more each (their interpreters exit one after the other).
+    for worker in workers:
+        worker.stop()
+    for worker in workers:
+        worker.join()
 
 
 class LambdaService:
@@ -288,6 +308,5 @@ class LambdaService:
         return list({id(f): f for f in self._functions.values()}.values())
 
     def close(self) -> None:
-        """Stop every worker of every function."""
-        for function in self.functions():
-            function.close()
+        """Stop every worker of every function, all at once."""
+        _stop_all([worker for function in self.functions() for worker in function.take_idle()])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ NO_LOCAL_EFFECT = {
     "SqsManagedSseEnabled": "encryption at rest is an AWS storage concern",
     "KmsMasterKeyId": "encryption at rest is an AWS storage concern",
     "KmsDataKeyReusePeriodSeconds": "encryption at rest is an AWS storage concern",
+    "KmsKeyId": "encryption at rest is an AWS storage concern",
     "PointInTimeRecoverySpecification": "DynamoDB Local has no backups",
     "DeletionProtectionEnabled": "nothing deletes local tables but --fresh",
     "Role": "IAM is not enforced locally",
@@ -48,6 +50,7 @@ NO_LOCAL_EFFECT_TYPES = {
     "AWS::IAM::Policy": "IAM is not enforced locally",
     "AWS::IAM::ManagedPolicy": "IAM is not enforced locally",
     "AWS::Lambda::Permission": "IAM is not enforced locally",
+    "AWS::KMS::Key": "encryption at rest is an AWS storage concern",
 }
 
 
@@ -182,16 +185,14 @@ class Provisioner:
         for logical_id in order:
             resource = resources[logical_id]
             rtype = resource["Type"]
-            if only_types is not None and rtype not in only_types:
-                continue
             condition = resource.get("Condition")
             if condition and not self.resolver.condition(condition):
                 continue
             if rtype in NO_LOCAL_EFFECT_TYPES:
-                self.physical[logical_id] = Physical(
-                    self._name(logical_id),
-                    {"Arn": self._arn("iam", f"role/{self._name(logical_id)}")},
-                )
+                # Named even in a partial run: a table refers to its encryption key.
+                self.physical[logical_id] = self._stand_in(logical_id, rtype)
+                continue
+            if only_types is not None and rtype not in only_types:
                 continue
             handler = handlers.get(rtype)
             if handler is None:
@@ -220,6 +221,14 @@ class Provisioner:
             queue_urls=self.queue_urls,
             notes=sorted(set(self.notes)),
         )
+
+    def _stand_in(self, logical_id: str, rtype: str) -> Physical:
+        """What Ref and Fn::GetAtt give for a resource that is not created locally."""
+        name = self._name(logical_id)
+        if rtype == "AWS::KMS::Key":
+            key_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.stack_name}/{logical_id}"))
+            return Physical(key_id, {"Arn": self._arn("kms", f"key/{key_id}"), "KeyId": key_id})
+        return Physical(name, {"Arn": self._arn("iam", f"role/{name}")})
 
     def _check(self, logical_id: str, props: Mapping[str, Any], honoured: set[str]) -> None:
         for name in props:

@@ -6,6 +6,7 @@ import logging
 import os
 import shutil
 import sys
+import tempfile
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,18 +25,25 @@ from pipeline.config import (
     STACK_OUTPUT_ENV,
 )
 from pipeline.fulfilment import fulfilment_requeue_stranded
+from pipeline.local import faults
 from pipeline.local.cfn import load_template, sam_to_cloudformation
 from pipeline.local.emulators import (
     LOCAL_ACCOUNT_ID,
     LOCAL_CREDENTIALS,
     LOCAL_REGION,
+    LOCK_FILE,
+    OWNER_ENV,
+    PID_FILE,
     REPO_ROOT,
     Emulator,
     JavaMissing,
+    PidFile,
+    Watchdog,
     dynamodb_local,
     free_port,
     moto_dynamodb_fallback_warning,
     moto_server,
+    owner_token,
 )
 from pipeline.local.envfile import write_env_file
 from pipeline.local.event_sources import Checkpoints, MappingSpec, QueuePoller, StreamPoller
@@ -69,6 +77,13 @@ class RuntimeOptions:
     stack_name: str = DEFAULT_STACK_NAME
     console: TextIO | None = sys.stdout
     echo_function_logs: bool = True
+    # Tests of resilience only (pipeline/local/faults.py): this share of the functions' AWS
+    # calls fails; each worker writes its counts to fault_report_dir (default: beside the data,
+    # or a temporary directory when in memory).
+    fault_rate: float = 0.0
+    fault_seed: str = "0"
+    fault_kinds: tuple[str, ...] = faults.KINDS
+    fault_report_dir: Path | None = None
 
 
 class LocalRuntime:
@@ -89,6 +104,10 @@ class LocalRuntime:
         self.result: ProvisionResult | None = None
         self.endpoints: dict[str, str] = {}
         self.warnings: list[str] = []
+        self.fault_report_dir: Path | None = None
+        self._watchdog = Watchdog()
+        self._pid_file: PidFile | None = None
+        self._functions_ready = threading.Event()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -104,23 +123,35 @@ class LocalRuntime:
         opts = self.options
         data_dir = opts.data_dir
         if data_dir is not None:
-            if opts.fresh and data_dir.exists():
-                shutil.rmtree(data_dir)
-            data_dir.mkdir(parents=True, exist_ok=True)
+            # First of all: a runtime may still use this directory (refused), or one that was
+            # killed may have left processes holding its ports and files (stopped now).
+            self._pid_file = PidFile(data_dir)
+            reclaimed = self._pid_file.claim()
+            if reclaimed:
+                self._say(
+                    f"stopped {len(reclaimed)} process(es) an earlier runtime on {data_dir} left "
+                    f"running: {reclaimed}"
+                )
+            if opts.fresh:
+                # The lock and pid file are this runtime's now (a new lock file is not locked).
+                _empty_keeping(data_dir, {LOCK_FILE, PID_FILE})
+        self._watchdog.start(owner_token())
         log_dir = (data_dir.parent / "logs") if data_dir else None
         ports = {k: (p or free_port()) for k, p in {**DEFAULT_PORTS, **opts.ports}.items()}
 
         moto = moto_server(ports["moto"], log_dir / "moto.log" if log_dir else None)
+        self._emulators.append(moto)  # before start(): stop() then stops one that half started
         moto.start()
-        self._emulators.append(moto)
+        self._started(moto)
         try:
             ddb = dynamodb_local(
                 ports["dynamodb"],
                 data_dir / "dynamodb" if data_dir else None,
                 log_dir / "dynamodb-local.log" if log_dir else None,
             )
-            ddb.start()
             self._emulators.append(ddb)
+            ddb.start()
+            self._started(ddb)
             dynamodb_url = ddb.url
         except JavaMissing:
             warning = moto_dynamodb_fallback_warning()
@@ -178,7 +209,7 @@ class LocalRuntime:
         )
         self.result = provisioner.provision()
 
-        base_env = self._function_base_env()
+        base_env = {**self._function_base_env(), **self._fault_env()}
         for spec in self.result.functions:
             spec.environment.update(opts.function_env)
             function = LocalFunction(
@@ -186,6 +217,7 @@ class LocalRuntime:
             )
             self.lambdas.add(function)
             threading.Thread(target=function.prewarm, daemon=True).start()
+        self._functions_ready.set()
 
         self.lambda_api = LambdaApiServer(self.lambdas, ports["lambda"])
         self.lambda_api.start()
@@ -243,6 +275,10 @@ class LocalRuntime:
             poller.start()
             self._threads.append(poller)
 
+    def _started(self, emulator: Emulator) -> None:
+        if self._pid_file is not None and emulator.proc is not None:
+            self._pid_file.add_child(emulator.name, emulator.proc.pid)
+
     def request_stop(self) -> None:
         """Ask wait() to return (safe from a signal handler)."""
         self._stop.set()
@@ -283,6 +319,11 @@ class LocalRuntime:
         for emulator in reversed(self._emulators):
             emulator.stop()
         self._emulators.clear()
+        # Last: the watchdog kills whatever is still running (a worker stuck in a handler), and
+        # only then is the data directory free for another runtime.
+        self._watchdog.stop()
+        if self._pid_file is not None:
+            self._pid_file.release()
 
     def wait(self) -> None:
         """Block until stop() is called from a signal handler or another thread."""
@@ -322,9 +363,42 @@ class LocalRuntime:
             "POWERTOOLS_TRACE_DISABLED": "true",
             "AWS_XRAY_SDK_ENABLED": "false",
             "AWS_XRAY_CONTEXT_MISSING": "IGNORE_ERROR",
+            # Whose worker this is: the watchdog and the next start find leftovers by it.
+            OWNER_ENV: owner_token(),
         }
 
+    def _fault_env(self) -> dict[str, str]:
+        opts = self.options
+        if opts.fault_rate <= 0:
+            return {}
+        report_dir = opts.fault_report_dir
+        if report_dir is None:
+            report_dir = (
+                opts.data_dir.parent / "faults"
+                if opts.data_dir is not None
+                else Path(tempfile.mkdtemp(prefix="pipeline-faults-"))
+            )
+        report_dir.mkdir(parents=True, exist_ok=True)
+        faults.clear_reports(report_dir)  # counts of an earlier run would be summed with these
+        self.fault_report_dir = report_dir
+        warning = (
+            f"fault injection: {opts.fault_rate * 100:g}% of the functions' AWS calls fail "
+            f"({', '.join(opts.fault_kinds)}; seed {opts.fault_seed}); counts in {report_dir}"
+        )
+        self.warnings.append(warning)
+        self._say(warning)
+        return faults.worker_env(
+            opts.fault_rate, seed=opts.fault_seed, kinds=opts.fault_kinds, report_dir=report_dir
+        )
+
     def _invoke_task(self, function_arn: str, payload: Any, timeout: float | None = None) -> Any:
+        # Executions an earlier process left RUNNING resume as soon as the Step Functions server
+        # starts, before the functions are provisioned: they wait for them. Failing instead
+        # (Lambda.ResourceNotFoundException) would run their Retry and Catch within moments at
+        # a small --time-scale, and a good order would end PAYMENT_FAILED, or stay PAID.
+        while not self._functions_ready.wait(0.1):
+            if self._stop.is_set():
+                raise TaskFailure("Lambda.ServiceException", "the local runtime is stopping")
         try:
             return self.lambdas.invoke(function_arn, payload, timeout=timeout)
         except FunctionError as exc:
@@ -356,3 +430,14 @@ class LocalRuntime:
         if self.options.console is not None:
             self.options.console.write(text + "\n")
             self.options.console.flush()
+
+
+def _empty_keeping(directory: Path, keep: set[str]) -> None:
+    """Delete everything in `directory` but the entries named in `keep` (--fresh)."""
+    for entry in directory.iterdir():
+        if entry.name in keep:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()

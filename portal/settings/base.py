@@ -82,6 +82,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "orders_api.middleware.ApiJsonErrorsMiddleware",  # first: JSON for every API error, never HTML
     "django.middleware.security.SecurityMiddleware",
     # Static files (admin, the docs UI's assets) are served by the app itself: under Zappa
     # there is no other web server, and nothing may come from a CDN.
@@ -193,13 +194,25 @@ REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 RATE_LIMIT_ENABLED = env_bool("RATE_LIMIT_ENABLED", True)
 RATE_LIMIT_KEY_PREFIX = env_str("RATE_LIMIT_KEY_PREFIX", "orders-api:")
 # What to do while Redis cannot be reached: "allow" keeps taking orders (keys are still
-# checked) and counts RateLimiterUnavailable; "deny" answers 503 instead.
+# checked) and counts RateLimiterUnavailable, which template.yaml alarms on; "deny" answers
+# 503 instead. Allow is the default on purpose: an outage of the limiter's store should not
+# stop order intake, and the alarm makes the unlimited spell visible (docs/security.md).
 RATE_LIMIT_ON_REDIS_ERROR = env_str("RATE_LIMIT_ON_REDIS_ERROR", "allow")
 if RATE_LIMIT_ON_REDIS_ERROR not in ("allow", "deny"):
     raise ImproperlyConfigured("RATE_LIMIT_ON_REDIS_ERROR must be 'allow' or 'deny'")
 RATE_LIMIT_REDIS_TIMEOUT = env_float("RATE_LIMIT_REDIS_TIMEOUT", 0.25)
 # After a Redis failure, skip Redis for this long instead of waiting on every request.
 RATE_LIMIT_REDIS_RETRY_SECONDS = env_float("RATE_LIMIT_REDIS_RETRY_SECONDS", 5.0)
+# Failed authentications per client address, counted in the same Redis (docs/security.md):
+# after LIMIT failures within WINDOW seconds of the first one, the address gets 429 until the
+# window ends, before its credentials are even looked up. A limit of 0 turns one off.
+API_KEY_FAILURE_LIMIT = env_int("API_KEY_FAILURE_LIMIT", 20)
+API_KEY_FAILURE_WINDOW = env_float("API_KEY_FAILURE_WINDOW", 300.0)
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10)
+LOGIN_FAILURE_WINDOW = env_float("LOGIN_FAILURE_WINDOW", 900.0)
+# Proxies of our own in front of the entry point (API Gateway under Zappa, gunicorn elsewhere)
+# that append to X-Forwarded-For; 0 ignores that header, which any client can write.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 # The seed's usage plan, for keys that have none of their own.
 DEFAULT_USAGE_PLAN = {
     "rate_limit": env_float("DEFAULT_PLAN_RATE_LIMIT", 50.0),
@@ -283,10 +296,38 @@ OPS_REQUEUE_STRANDED_SECONDS = env_float("OPS_REQUEUE_STRANDED_SECONDS", 300.0)
 # already re-sent this many times (their message keeps failing: a person must look).
 OPS_REQUEUE_STRANDED_MIN_AGE = env_float("OPS_REQUEUE_STRANDED_MIN_AGE", 120.0)
 OPS_REQUEUE_STRANDED_MAX = env_int("OPS_REQUEUE_STRANDED_MAX", 3)
+# The stranded-order sweepers (pipeline/sweeps.py, docs/operations.md): how often beat runs
+# them, how long an order must sit still before it counts as stranded (PENDING: its stream
+# record is lost; RESERVED / PAID: no live workflow), how many workflow runs and re-sends of a
+# run's message an order gets before it is released (RESERVED) or flagged (PAID), and how many
+# orders one run reads at most. A sweep beat sent while no worker ran expires rather than pile
+# up (the next one does the same work).
+OPS_SWEEP_SECONDS = env_float("OPS_SWEEP_SECONDS", 60.0)
+OPS_SWEEP_PENDING_MIN_AGE = env_float("OPS_SWEEP_PENDING_MIN_AGE", 120.0)
+OPS_SWEEP_RESERVED_MIN_AGE = env_float("OPS_SWEEP_RESERVED_MIN_AGE", 300.0)
+OPS_SWEEP_PAID_MIN_AGE = env_float("OPS_SWEEP_PAID_MIN_AGE", 300.0)
+OPS_SWEEP_MAX_RUNS = env_int("OPS_SWEEP_MAX_RUNS", 3)
+OPS_SWEEP_MAX_RESENDS = env_int("OPS_SWEEP_MAX_RESENDS", 3)
+OPS_SWEEP_MAX_ORDERS = env_int("OPS_SWEEP_MAX_ORDERS", 100)
 CELERY_BEAT_SCHEDULE = {
     "requeue-stranded-orders": {
         "task": "operations.requeue_stranded_orders",
         "schedule": OPS_REQUEUE_STRANDED_SECONDS,
+    },
+    "sweep-stranded-pending": {
+        "task": "operations.sweep_stranded_pending",
+        "schedule": OPS_SWEEP_SECONDS,
+        "options": {"expires": OPS_SWEEP_SECONDS},
+    },
+    "sweep-stranded-reserved": {
+        "task": "operations.sweep_stranded_reserved",
+        "schedule": OPS_SWEEP_SECONDS,
+        "options": {"expires": OPS_SWEEP_SECONDS},
+    },
+    "sweep-stranded-paid": {
+        "task": "operations.sweep_stranded_paid",
+        "schedule": OPS_SWEEP_SECONDS,
+        "options": {"expires": OPS_SWEEP_SECONDS},
     },
 }
 
@@ -297,3 +338,19 @@ OPS_STATUS_COUNT_CAP = env_int("OPS_STATUS_COUNT_CAP", 10_000)
 # The DLQ page shows at most this many messages, each hidden this long while looked at.
 OPS_DLQ_PEEK_MAX = env_int("OPS_DLQ_PEEK_MAX", 50)
 OPS_DLQ_PEEK_VISIBILITY = env_int("OPS_DLQ_PEEK_VISIBILITY", 30)
+# DLQ replays (operations/jobs.py): messages sent per second by default (at most 500, the cap of
+# SQS's own redrive; the default leaves room under Step Functions' StartExecution refill);
+# how long a received message stays hidden while a replay holds it; the long poll (it must end
+# before the SDK's 5 s read timeout in pipeline/aws.py, or the receive is retried as timed out);
+# and how long a running job's row may go unwritten before its worker counts as dead (it writes
+# the row after every batch, and a batch waits at most one long poll).
+OPS_REPLAY_RATE = env_float("OPS_REPLAY_RATE", 100.0)
+OPS_REPLAY_VISIBILITY = env_int("OPS_REPLAY_VISIBILITY", 60)
+OPS_REPLAY_WAIT_SECONDS = env_int("OPS_REPLAY_WAIT_SECONDS", 3)
+OPS_REPLAY_STALE_SECONDS = env_float("OPS_REPLAY_STALE_SECONDS", 60.0)
+if not 0 < OPS_REPLAY_RATE <= 500:
+    raise ImproperlyConfigured("OPS_REPLAY_RATE must be more than 0 and at most 500")
+if not 0 <= OPS_REPLAY_WAIT_SECONDS <= 3:
+    raise ImproperlyConfigured("OPS_REPLAY_WAIT_SECONDS must be 0 to 3 (under the SDK's timeout)")
+if OPS_REPLAY_STALE_SECONDS <= 2 * OPS_REPLAY_WAIT_SECONDS:
+    raise ImproperlyConfigured("OPS_REPLAY_STALE_SECONDS must be more than twice the long poll")

@@ -20,12 +20,18 @@ if not os.environ.get("DATABASE_URL"):
     # SQLite on Lambda would live in /tmp and vanish with the instance: keys and users lost.
     raise ImproperlyConfigured("DATABASE_URL is not set: production needs PostgreSQL")
 
-# API Gateway's hostnames in the function's region unless told otherwise (a custom domain
-# goes here); Lambda sets AWS_REGION.
-ALLOWED_HOSTS = env_list(
-    "DJANGO_ALLOWED_HOSTS",
-    [f".execute-api.{os.environ.get('AWS_REGION', 'us-east-1')}.amazonaws.com"],
-)
+# The portal's own host names only: its API's `<api-id>.execute-api.<region>.amazonaws.com`
+# and any custom domain (`deploy.sh deploy` sets the API's after `zappa deploy`). No default:
+# a pattern such as `.execute-api.<region>.amazonaws.com` would accept the host of every API
+# in the region, and "*" any host at all.
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", [])
+if not ALLOWED_HOSTS:
+    raise ImproperlyConfigured(
+        "DJANGO_ALLOWED_HOSTS is not set: production needs the portal's host name(s), e.g. "
+        "abc123.execute-api.us-east-1.amazonaws.com"
+    )
+if "*" in ALLOWED_HOSTS:
+    raise ImproperlyConfigured("DJANGO_ALLOWED_HOSTS must name the portal's hosts, not '*'")
 
 # API Gateway terminates TLS and says so in X-Forwarded-Proto.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -59,3 +65,18 @@ if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
         "PATCH_MODULES": ["boto3"],
         "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
     }
+
+# -- Background tasks in AWS ------------------------------------------------------------------
+# With the stack's PortalTasksQueue in the environment (PORTAL_TASKS_QUEUE_URL, from its
+# Outputs: scripts/portal_stack_env.py) and no broker named, Celery sends the portal's tasks to
+# that SQS queue, and Zappa's SQS event source runs them on this same function
+# (portal/lambda_tasks.py): no worker, nothing always on. Results still go to REDIS_URL (base).
+PORTAL_TASKS_QUEUE_URL = os.environ.get("PORTAL_TASKS_QUEUE_URL", "")
+if PORTAL_TASKS_QUEUE_URL and not os.environ.get("CELERY_BROKER_URL"):
+    from portal.sqs_broker import sqs_transport_options
+
+    CELERY_BROKER_URL = "sqs://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = sqs_transport_options(
+        PORTAL_TASKS_QUEUE_URL,
+        CELERY_TASK_DEFAULT_QUEUE,  # noqa: F405
+    )

@@ -22,7 +22,12 @@ from pipeline.statuses import OrderStatus
 from tests.integration.api.servers import PortalServer
 from tests.integration.ops.test_orders import stranded_order, wait_for_status
 
-pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.e2e,
+    pytest.mark.serial,
+    pytest.mark.django_db(transaction=True),
+]
 
 PASSWORD = "a long staff password 42"
 
@@ -118,8 +123,10 @@ def test_staff_manage_inventory_follow_an_order_and_replay_the_dlq(
     stranded = stranded_order(store, item)
     message_id = dlq.send_json({"OrderId": stranded.order_id, "Attempt": 1})
 
-    # When they select it on the DLQ page and replay it with a reason
+    # When they open the DLQ page (which receives nothing), ask to look at the messages,
+    # select it and replay it with a reason
     page.click(".ops-menu >> text=Dead-letter queue")
+    page.click("#look")
     dlq_row = page.locator(f'tr[data-message-id="{message_id}"]')
     assert stranded.order_id in dlq_row.inner_text()
     assert "RESERVED" in dlq_row.inner_text()

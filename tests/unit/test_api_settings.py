@@ -59,6 +59,51 @@ def test_production_refuses_to_start_without_a_database_url():
     assert "DATABASE_URL is not set" in result.stderr
 
 
+PRODUCTION = {
+    "DJANGO_SETTINGS_MODULE": "portal.settings.production",
+    "DJANGO_SECRET_KEY": "x" * 60,
+    "DATABASE_URL": "postgres://u@127.0.0.1:5432/x",
+}
+
+
+@pytest.mark.parametrize("hosts", ["", "*", "abc123.execute-api.us-east-1.amazonaws.com,*"])
+def test_production_refuses_to_start_without_its_own_host_names(hosts: str):
+    # Given production settings with no DJANGO_ALLOWED_HOSTS, or one that allows any host
+    result = _python("import django; django.setup()", {**PRODUCTION, "DJANGO_ALLOWED_HOSTS": hosts})
+
+    # Then Django does not start, and says why (no region-wide default to fall back on)
+    assert result.returncode != 0
+    assert "DJANGO_ALLOWED_HOSTS" in result.stderr
+
+
+def test_production_allows_exactly_the_hosts_it_is_given():
+    # Given the API's host and a custom domain
+    hosts = "abc123.execute-api.us-east-1.amazonaws.com,orders.example.com"
+    result = _python(
+        "import django; django.setup(); from django.conf import settings; "
+        "print(','.join(settings.ALLOWED_HOSTS))",
+        {**PRODUCTION, "DJANGO_ALLOWED_HOSTS": hosts},
+    )
+    # Then those, and nothing wider, are allowed
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == hosts
+
+
+def test_celery_without_settings_gets_production_never_the_local_ones():
+    # Given a worker started with no DJANGO_SETTINGS_MODULE and no secrets
+    result = _python(
+        "import os; from portal.celery import app; "
+        "print(os.environ['DJANGO_SETTINGS_MODULE']); app.conf.broker_url",
+        {},
+    )
+
+    # Then it chose the production settings, which refuse to start without a secret key
+    # (the local ones would have run with DEBUG and a key anyone can read)
+    assert result.stdout.split()[0] == "portal.settings.production"
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY is not set" in result.stderr
+
+
 def test_check_deploy_passes_with_production_settings_and_nothing_silenced():
     # Given production settings with a real secret and a PostgreSQL URL
     result = _python(
@@ -69,6 +114,7 @@ def test_check_deploy_passes_with_production_settings_and_nothing_silenced():
             "DJANGO_SETTINGS_MODULE": "portal.settings.production",
             "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
             "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/orders_portal",
+            "DJANGO_ALLOWED_HOSTS": "abc123.execute-api.us-east-1.amazonaws.com",
         },
     )
 

@@ -73,11 +73,20 @@ def test_the_tasks_are_found_and_beat_requeues_stranded_orders_every_five_minute
     # When the app loads the portal's apps
     config = celery_config()
 
-    # Then both operations tasks are registered
-    assert config["tasks"] == ["operations.replay_dlq", "operations.requeue_stranded_orders"]
-    # And beat sends the re-queue every 300 seconds (configurable)
+    # Then the operations tasks are registered: replay, the re-queue and the three sweepers
+    assert config["tasks"] == [
+        "operations.replay_dlq",
+        "operations.requeue_stranded_orders",
+        "operations.sweep_stranded_paid",
+        "operations.sweep_stranded_pending",
+        "operations.sweep_stranded_reserved",
+    ]
+    # And beat sends the re-queue every 300 seconds (configurable), each sweeper every minute
     assert config["beat"] == {
-        "requeue-stranded-orders": ["operations.requeue_stranded_orders", 300.0]
+        "requeue-stranded-orders": ["operations.requeue_stranded_orders", 300.0],
+        "sweep-stranded-pending": ["operations.sweep_stranded_pending", 60.0],
+        "sweep-stranded-reserved": ["operations.sweep_stranded_reserved", 60.0],
+        "sweep-stranded-paid": ["operations.sweep_stranded_paid", 60.0],
     }
     assert (
         celery_config(OPS_REQUEUE_STRANDED_SECONDS="60")["beat"]["requeue-stranded-orders"][1]

@@ -22,14 +22,20 @@ def template() -> dict[str, Any]:
     return load_template(REPO_ROOT / "template.yaml")
 
 
-def test_the_worst_call_is_every_attempt_timing_out_plus_the_backoff() -> None:
-    # Given the pipeline's client settings
-    config: Config = aws.DEFAULT_CONFIG
+def test_the_worst_call_is_every_attempt_timing_out_plus_the_backoff(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a client built the way the pipeline builds them
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    aws.reset_clients()
+    config: Config = aws.client("dynamodb").meta.config
+    aws.reset_clients()
     retries = config.retries or {}
 
-    # Then the budget is computed from the settings the clients really use
+    # Then the budget is computed from the settings the built client really uses (botocore's
+    # total_max_attempts counts the first try too)
     assert retries["mode"] == "standard"
-    assert retries["max_attempts"] == aws.SDK_ATTEMPTS
+    assert retries["total_max_attempts"] == aws.SDK_ATTEMPTS
     assert (config.connect_timeout, config.read_timeout) == (
         aws.SDK_CONNECT_TIMEOUT_S,
         aws.SDK_READ_TIMEOUT_S,

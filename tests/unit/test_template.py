@@ -243,6 +243,12 @@ def test_shipping_is_retried_twice(states: dict[str, Any]) -> None:
     # Then an unavailable carrier is retried twice, with backoff
     assert retrier["MaxAttempts"] == 2
     assert retrier["BackoffRate"] > 1
+    # And an undeliverable address is final, while a passing SDK error or timeout in the task
+    # is retried (a paid order must not go to staff for a throttled read)
+    assert _attempts_for(states["ShipOrder"], "AddressRejected") == 0
+    assert _attempts_for(states["ShipOrder"], "InvalidTransition") == 0
+    assert _attempts_for(states["ShipOrder"], "ProvisionedThroughputExceededException") >= 1
+    assert _attempts_for(states["ShipOrder"], "States.Timeout") >= 1
 
 
 def test_failures_are_caught_into_compensation_and_manual_intervention(

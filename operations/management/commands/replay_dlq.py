@@ -1,129 +1,183 @@
-"""`manage.py replay_dlq`: move DLQ messages back to the Orders queue, printing progress."""
+"""`manage.py replay_dlq`: replay a dead-letter queue in the foreground, printing progress."""
 
 from __future__ import annotations
 
 import getpass
+from collections.abc import Sequence
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from operations import selectors
-from operations.audit import Action, Outcome, record
-from operations.jobs import replay_summary
+from operations.jobs import (
+    JobRefused,
+    create_replay_job,
+    replay_summary,
+    resume_replay_job,
+    run_replay_job,
+    sent_label,
+)
+from operations.models import ReplayJob
 from pipeline import wiring
 from pipeline.config import MissingSetting
-from pipeline.dlq import ReplayResult, dlq_replay
-from pipeline.fulfilment import parse_fulfilment_message
-from pipeline.ports import QueueMessage
+from pipeline.dlq import MAX_RATE, DeadLetter, MessageOutcome
 
 # A dry run lists at most this many messages when no --limit is given.
 DRY_RUN_MAX = 1000
-
-
-def _order_of(body: str) -> str:
-    try:
-        return parse_fulfilment_message(body)[0]
-    except ValueError:
-        return "-"
+Queue = ReplayJob.Queue
 
 
 class Command(BaseCommand):
-    """The DLQ page's replay, from a terminal (and recorded in the same audit log)."""
+    """The DLQ page's replay as a job run here (same rules, ledger and audit log)."""
 
     help = (
-        "Replay messages from the Orders dead-letter queue to the Orders queue (send first, "
-        "delete after: nothing is lost). --dry-run lists what would move and changes nothing."
+        "Replay a dead-letter queue: the Orders DLQ back to the Orders queue (send first, "
+        "delete after: nothing is lost; messages whose order moved on are skipped), or the "
+        "stream-failure queue by re-driving each failed batch. --dry-run lists what would "
+        "happen and changes nothing but the messages' receive counts. Ctrl-C leaves a job that "
+        "--resume goes on with."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        """--limit, --dry-run, --reason."""
-        parser.add_argument("--limit", type=int, default=None, help="move at most N messages")
+        """Which queue, what scope, how fast, why."""
+        parser.add_argument(
+            "--queue", choices=Queue.values, default=Queue.ORDERS_DLQ, help="which queue"
+        )
+        parser.add_argument("--limit", type=int, default=None, help="send at most N messages")
+        parser.add_argument(
+            "--rate",
+            type=float,
+            default=None,
+            help=f"messages per second (default {settings.OPS_REPLAY_RATE:g}, at most "
+            f"{MAX_RATE:g})",
+        )
+        parser.add_argument("--order-id", default=None, help="only the messages for this order")
+        parser.add_argument("--min-age", type=int, default=None, help="only older (minutes)")
+        parser.add_argument("--max-age", type=int, default=None, help="only newer (minutes)")
+        parser.add_argument("--min-receives", type=int, default=None)
+        parser.add_argument("--max-receives", type=int, default=None)
         parser.add_argument(
             "--dry-run",
             action="store_true",
-            help="list the messages that would be replayed, with their orders; move nothing",
+            help="list the messages and what a replay would do with each; change nothing",
         )
+        parser.add_argument("--resume", metavar="JOB_ID", help="go on with a stale or failed job")
         parser.add_argument(
             "--reason", default="", help="why (kept in the audit log with the counts)"
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Replay (or list) and print a line per message, then the summary."""
-        limit = options["limit"]
+        queue, limit = options["queue"], options["limit"]
         if limit is not None and limit < 1:
             raise CommandError("--limit must be 1 or more")
         try:
-            dlq = wiring.dead_letter_queue()
-            target = wiring.orders_queue()
+            source = selectors.queue_for(queue)
+            if not options["dry_run"]:
+                # What the replay writes to: the Orders queue, and the tables it reads.
+                wiring.orders_queue()
+                wiring.dynamo_store()
         except MissingSetting as exc:
             raise CommandError(
                 f"{exc}: start the local runtime (python -m pipeline.local) or set the "
                 "pipeline's environment"
             ) from exc
-        depth = selectors.dlq_depth()["visible"]
+        depth = selectors.queue_depth(queue)["visible"]
         if options["dry_run"]:
-            self._dry_run(dlq, limit or DRY_RUN_MAX, depth)
+            self._dry_run(queue, source.queue_url, limit or DRY_RUN_MAX, depth)
             return
-        expected = min(depth, limit) if limit is not None else depth
-        self.stdout.write(
-            f"Replaying {'up to ' + str(limit) if limit else 'all'} of about {depth} message(s) "
-            f"from {dlq.queue_url} to {target.queue_url}..."
-        )
-        width = len(str(max(expected, 1)))
-
-        def progress(moved: int, message: QueueMessage) -> None:
-            self.stdout.write(
-                f"[{moved:>{width}}/{expected}] moved {message.message_id} "
-                f"(order {_order_of(message.body)})"
-            )
-
         actor = f"manage.py replay_dlq ({getpass.getuser()})"
         try:
-            result = dlq_replay(dlq=dlq, target=target, limit=limit, progress=progress)
-        except Exception as exc:
-            record(
-                user=None,
-                actor=actor,
-                action=Action.DLQ_REPLAY,
-                outcome=Outcome.FAILED,
-                reason=options["reason"],
-                message=f"Replay failed: {type(exc).__name__}: {exc}",
-            )
-            raise CommandError(f"replay stopped: {type(exc).__name__}: {exc}") from exc
-        summary = replay_summary(result)
-        record(
-            user=None,
-            actor=actor,
-            action=Action.DLQ_REPLAY,
-            outcome=Outcome.SUCCEEDED if result.failed == 0 else Outcome.FAILED,
-            reason=options["reason"],
-            message=summary,
-            detail={**_counts(result), "limit": limit, "source": "manage.py replay_dlq"},
-        )
-        style = self.style.SUCCESS if result.failed == 0 else self.style.WARNING
-        self.stdout.write(style(summary))
-        if result.failed:
-            self.stdout.write(
-                self.style.WARNING(
-                    f"{result.failed} message(s) could not be sent and are still in the DLQ."
+            if options["resume"]:
+                job = resume_replay_job(options["resume"], user=None, dispatch=False)
+            else:
+                job = create_replay_job(
+                    user=None,
+                    actor=actor,
+                    reason=options["reason"],
+                    queue=queue,
+                    limit=limit,
+                    rate=options["rate"],
+                    filters=_filters(options),
+                    dispatch=False,
                 )
+        except (JobRefused, ReplayJob.DoesNotExist) as exc:
+            raise CommandError(str(exc) or "no such job") from exc
+        self.stdout.write(
+            f"Replay job {job.pk}: {'up to ' + str(job.limit) if job.limit else 'all'} of about "
+            f"{depth} message(s) of {source.queue_url}, at most {job.rate:g} a second..."
+        )
+        label = sent_label(job)
+        try:
+            job = run_replay_job(
+                job.pk, on_record=lambda outcomes, row: self._progress(outcomes, row, label)
+            )
+        except KeyboardInterrupt as exc:
+            raise CommandError(
+                f"interrupted: job {job.pk} is left running and turns stale after "
+                f"{settings.OPS_REPLAY_STALE_SECONDS:g} s; go on with --resume {job.pk}"
+            ) from exc
+        if job.state == ReplayJob.State.FAILED:
+            raise CommandError(f"replay stopped: {job.error} (go on with --resume {job.pk})")
+        style = self.style.SUCCESS if job.failed == 0 else self.style.WARNING
+        self.stdout.write(style(replay_summary(job)))
+        if job.failed:
+            self.stdout.write(
+                self.style.WARNING(f"{job.failed} message(s) failed and are still in the queue.")
             )
 
-    def _dry_run(self, dlq: Any, most: int, depth: int) -> None:
-        letters = selectors.dead_letters(max_messages=most)
-        self.stdout.write(f"Dry run: about {depth} message(s) in {dlq.queue_url}.")
+    def _progress(self, outcomes: Sequence[MessageOutcome], job: ReplayJob, label: str) -> None:
+        for outcome in outcomes:
+            if outcome.outcome == "passed":
+                continue
+            verb = label if outcome.outcome == "sent" else outcome.outcome
+            order = f" (order {outcome.order_id})" if outcome.order_id else ""
+            why = f": {outcome.reason}" if outcome.outcome != "sent" and outcome.reason else ""
+            self.stdout.write(f"[{job.looked_at:>4}] {verb} {outcome.message_id}{order}{why}")
+
+    def _dry_run(self, queue: str, url: str, most: int, depth: int) -> None:
+        try:
+            letters = selectors.dead_letters(queue=queue, max_messages=most)
+        except selectors.ListingRefused as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(f"Dry run: about {depth} message(s) in {url}.")
         for number, letter in enumerate(letters, start=1):
-            status = letter.order_status or letter.lookup_error or ""
             self.stdout.write(
-                f"[{number:>3}] would move {letter.message_id} order {letter.order_id or '-'} "
-                f"{status} (received {letter.receive_count}x)"
+                f"[{number:>3}] {_verdict(letter)} (received {letter.receive_count}x)"
             )
         self.stdout.write(
             self.style.SUCCESS(
-                f"Dry run: {len(letters)} message(s) would be replayed; nothing was changed."
+                f"Dry run: {len(letters)} message(s) looked at; nothing was changed but their "
+                "receive counts."
             )
         )
 
 
-def _counts(result: ReplayResult) -> dict[str, int]:
-    return {"moved": result.moved, "failed": result.failed, "skipped": result.skipped}
+def _verdict(letter: DeadLetter) -> str:
+    if letter.stream_batch is not None:
+        batch = letter.stream_batch
+        return (
+            f"would re-drive {letter.message_id}: {batch.batch_size} record(s) of "
+            f"{batch.shard_id}, {batch.start} to {batch.end}"
+        )
+    if letter.order_id is None:
+        return f"would leave {letter.message_id}: not a fulfilment request"
+    status = letter.order_status or letter.lookup_error or ""
+    verb = {"sent": "would send", "skipped": "would skip"}.get(
+        letter.replay_verdict or "", "would leave"
+    )
+    why = f": {letter.replay_reason}" if letter.replay_reason else ""
+    return f"{verb} {letter.message_id} order {letter.order_id} {status}{why}"
+
+
+def _filters(options: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = {
+        "order_id": options["order_id"],
+        "min_receives": options["min_receives"],
+        "max_receives": options["max_receives"],
+    }
+    for name, option in (("min_age_seconds", "min_age"), ("max_age_seconds", "max_age")):
+        if options[option] is not None:
+            found[name] = options[option] * 60
+    return {k: v for k, v in found.items() if v is not None}

@@ -200,6 +200,39 @@ class OrdersTable(TableAdapter):
         )
         return self._run_update(order_id, update, None)
 
+    def order_set_fields_if_unchanged(
+        self,
+        order_id: str,
+        fields: Mapping[str, Any],
+        *,
+        expected: Iterable[OrderStatus],
+        unchanged: Mapping[str, Any],
+    ) -> Order:
+        """Write `fields` on the order (no status change) if its status is one of `expected`
+        and each attribute of `unchanged` still holds the value given (None: absent); return
+        the order as written. OrderNotFound, or InvalidTransition with the real status.
+        """
+        update = self._guarded_update(order_id, allowed=sorted(set(expected)), set_fields=fields)
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        clauses = [update["ConditionExpression"]]
+        for i, (name, value) in enumerate(unchanged.items()):
+            names[f"#c{i}"] = name
+            if value is None:
+                clauses.append(f"attribute_not_exists(#c{i})")
+            else:
+                # DynamoDB's = compares maps and lists whole, so a map read earlier can be
+                # the condition that nobody wrote it since.
+                values[f":c{i}"] = value
+                clauses.append(f"#c{i} = :c{i}")
+        update["ConditionExpression"] = " AND ".join(clauses)
+        update["ExpressionAttributeNames"] = {**update["ExpressionAttributeNames"], **names}
+        update["ExpressionAttributeValues"] = {
+            **update["ExpressionAttributeValues"],
+            **serialize(values),
+        }
+        return self._run_update(order_id, update, None)
+
     def order_count_requeue(self, order_id: str, now: str) -> None:
         """Note that a RESERVED order was re-sent to the queue (no status change)."""
         try:
@@ -221,9 +254,15 @@ class OrdersTable(TableAdapter):
                 raise
 
     def orders_by_status(
-        self, status: OrderStatus, *, limit: int = 50, cursor: dict[str, Any] | None = None
+        self,
+        status: OrderStatus,
+        *,
+        limit: int = 50,
+        cursor: dict[str, Any] | None = None,
+        placed_before: str | None = None,
     ) -> Page:
-        """Orders in one status, newest first, through the StatusIndex."""
+        """Orders in one status, newest first, through the StatusIndex; with `placed_before`,
+        only those whose OrderDate (the index's sort key) is at or before it."""
         kwargs: dict[str, Any] = {
             "TableName": self.orders_table,
             "IndexName": "StatusIndex",
@@ -233,6 +272,10 @@ class OrdersTable(TableAdapter):
             "ScanIndexForward": False,
             "Limit": limit,
         }
+        if placed_before is not None:
+            # A key condition, not a filter: the query reads only the orders old enough.
+            kwargs["KeyConditionExpression"] += " AND OrderDate <= :before"
+            kwargs["ExpressionAttributeValues"][":before"] = {"S": placed_before}
         if cursor:
             kwargs["ExclusiveStartKey"] = serialize(cursor)
         response = self.client.query(**kwargs)

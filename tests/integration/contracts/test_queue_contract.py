@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 
 import pytest
 from botocore.exceptions import ClientError
 
 from pipeline.adapters.sqs import SqsQueue
+from pipeline.ports import QueueMessage
 from tests.fakes import FakeQueue
 
 pytestmark = pytest.mark.integration
@@ -150,3 +152,107 @@ def test_a_receive_asks_for_one_to_ten_messages(message_queue: Queue, max_messag
     # Then SQS refuses the call, and the message is still there to receive
     assert raised.value.response["Error"]["Code"] == "InvalidParameterValue"
     assert len(message_queue.receive(max_messages=10, visibility=30)) == 1
+
+
+# -- Batches, long polls and purge (what DLQ replay relies on) --------------------------------
+
+
+@pytest.fixture
+def clock(message_queue: Queue) -> Callable[[], float]:
+    """The queue's time: the fake's own clock, or the wall clock for the real queue."""
+    if isinstance(message_queue, FakeQueue):
+        return lambda: message_queue.now
+    return time.time
+
+
+def _receive_all(queue: Queue) -> list:
+    received: list = []
+    while batch := queue.receive(max_messages=10, wait_seconds=1, visibility=300):
+        received.extend(batch)
+    return received
+
+
+def test_a_batch_send_returns_an_id_per_body_in_order_and_splits_past_ten(
+    message_queue: Queue,
+) -> None:
+    # Given twelve bodies, more than one SendMessageBatch call takes
+    queue = message_queue
+    bodies = [json.dumps({"OrderId": f"o-{n}"}) for n in range(12)]
+
+    # When they are sent as a batch
+    ids = queue.send_raw_batch(bodies)
+
+    # Then each has its own new id, and each is in the queue under that id, byte for byte
+    assert len(ids) == 12 and None not in ids and len(set(ids)) == 12
+    assert {m.message_id: m.body for m in _receive_all(queue)} == dict(
+        zip(ids, bodies, strict=True)
+    )
+    # And an empty batch sends nothing and makes no call that SQS would refuse
+    assert queue.send_raw_batch([]) == []
+
+
+def test_a_batch_delete_counts_what_it_removed(message_queue: Queue) -> None:
+    # Given twelve received messages
+    queue = message_queue
+    queue.send_raw_batch([f"body-{n}" for n in range(12)])
+    received = _receive_all(queue)
+
+    # When they are deleted in one go, then once more, then with a handle never issued
+    deleted = queue.delete_batch(received)
+    again = queue.delete_batch(received[:2])
+    bogus = queue.delete_batch([QueueMessage("m-x", "not-a-receipt-handle", "b", {})])
+
+    # Then all twelve are gone; a second delete of a deleted message is accepted, a bogus
+    # handle is not
+    assert deleted == 12
+    assert queue.depth() == {"visible": 0, "in_flight": 0, "delayed": 0}
+    assert again == 2
+    assert bogus == 0
+
+
+def test_a_long_poll_waits_for_a_hidden_message_to_come_back(
+    message_queue: Queue, clock: Callable[[], float]
+) -> None:
+    # Given a message hidden for one second
+    queue = message_queue
+    message_id = queue.send_json({"OrderId": "o-1"})
+    queue.receive(max_messages=1, visibility=1)
+    assert queue.depth() == {"visible": 0, "in_flight": 1, "delayed": 0}
+
+    # When the queue is long-polled for up to five seconds
+    started = clock()
+    batch = queue.receive(max_messages=10, wait_seconds=5, visibility=30)
+
+    # Then the poll returns it once it is visible again, well before the wait is over
+    assert _ids(batch) == [message_id]
+    assert 0.5 <= clock() - started < 4.5
+
+
+def test_a_long_poll_of_an_empty_queue_waits_its_time_and_returns_nothing(
+    message_queue: Queue, clock: Callable[[], float]
+) -> None:
+    # Given an empty queue
+    # When it is long-polled for one second
+    started = clock()
+    batch = message_queue.receive(max_messages=10, wait_seconds=1)
+
+    # Then nothing comes back, after the whole second
+    assert batch == []
+    assert clock() - started >= 0.9
+
+
+def test_purge_removes_visible_and_in_flight_messages_once_a_minute(message_queue: Queue) -> None:
+    # Given two messages, one of them in flight
+    queue = message_queue
+    queue.send_raw_batch(["a", "b"])
+    queue.receive(max_messages=1, visibility=300)
+    assert queue.depth() == {"visible": 1, "in_flight": 1, "delayed": 0}
+
+    # When the queue is purged, then purged again at once
+    queue.purge()
+    with pytest.raises(ClientError) as raised:
+        queue.purge()
+
+    # Then both messages are gone, and SQS refuses a second purge within the minute
+    assert queue.depth() == {"visible": 0, "in_flight": 0, "delayed": 0}
+    assert raised.value.response["Error"]["Code"] == "AWS.SimpleQueueService.PurgeQueueInProgress"

@@ -553,6 +553,80 @@ def test_orders_by_status_are_newest_first_a_page_at_a_time(
     assert all(o.status == OrderStatus.PAYMENT_FAILED for o in [*first.items, *second.items])
 
 
+def test_orders_by_status_placed_before_lists_only_orders_placed_by_then(
+    reservation_store: Store, forget_orders: list[str]
+) -> None:
+    # Given three orders in one status, newer than any other order in the table
+    store = reservation_store
+    dates = ["2999-12-30T23:59:57.000Z", "2999-12-30T23:59:58.000Z", "2999-12-30T23:59:59.000Z"]
+    made = [_order(store, status=OrderStatus.SHIPPED, at=at) for at in dates]
+    forget_orders.extend(o.order_id for o in made)
+
+    # When the status is listed up to the middle one's OrderDate, one at a time
+    first = store.orders_by_status(OrderStatus.SHIPPED, limit=1, placed_before=dates[1])
+    second = store.orders_by_status(
+        OrderStatus.SHIPPED, limit=1, cursor=first.cursor, placed_before=dates[1]
+    )
+
+    # Then the newest is left out, the bound is inclusive, and the cursor pages on below it
+    assert [o.order_id for o in first.items] == [made[1].order_id]
+    assert [o.order_id for o in second.items] == [made[0].order_id]
+    assert first.cursor == {"OrderId": made[1].order_id, "Status": "SHIPPED", "OrderDate": dates[1]}
+
+
+def test_set_fields_if_unchanged_writes_for_one_of_two_writers_that_read_the_same_order(
+    reservation_store: Store,
+) -> None:
+    # Given a RESERVED order carrying a map attribute, read by two writers
+    store = reservation_store
+    run = {"Attempt": 1, "Run": 2, "At": T1, "Resends": 0, "Reason": "run 1 FAILED"}
+    order = _order(store, status=OrderStatus.RESERVED, attempt=1, extra={"WorkflowRun": run})
+    seen = {"WorkflowRun": order.extra["WorkflowRun"], "Attempt": 1}
+    claim = {**run, "Run": 3, "At": T2}
+
+    # When both write a new value, each on condition that nothing changed since its read
+    written = store.order_set_fields_if_unchanged(
+        order.order_id,
+        {"WorkflowRun": claim},
+        expected=[OrderStatus.RESERVED],
+        unchanged=seen,
+    )
+    with pytest.raises(InvalidTransition) as raised:
+        store.order_set_fields_if_unchanged(
+            order.order_id,
+            {"WorkflowRun": {**claim, "At": T0}},
+            expected=[OrderStatus.RESERVED],
+            unchanged=seen,
+        )
+
+    # Then the first is written (status and history untouched), the second refused with the
+    # real status, and the order is as the first left it
+    assert written == store.order_get(order.order_id)
+    assert written.extra["WorkflowRun"] == claim and written.workflow_run == 3
+    assert (written.status, written.history) == (order.status, order.history)
+    assert (raised.value.current, raised.value.target) == ("RESERVED", "RESERVED (update)")
+    assert store.order_get(order.order_id).extra["WorkflowRun"] == claim
+    # And None means "absent": true of an attribute never written, false of one that was
+    store.order_set_fields_if_unchanged(
+        order.order_id, {"X": 1}, expected=[OrderStatus.RESERVED], unchanged={"Nothing": None}
+    )
+    with pytest.raises(InvalidTransition):
+        store.order_set_fields_if_unchanged(
+            order.order_id, {"X": 2}, expected=[OrderStatus.RESERVED], unchanged={"X": None}
+        )
+    assert store.order_get(order.order_id).extra["X"] == 1
+    # And the status guards it too; a missing order is OrderNotFound
+    with pytest.raises(InvalidTransition) as wrong:
+        store.order_set_fields_if_unchanged(
+            order.order_id, {"X": 3}, expected=[OrderStatus.PAID], unchanged={}
+        )
+    assert wrong.value.current == "RESERVED"
+    with pytest.raises(OrderNotFound):
+        store.order_set_fields_if_unchanged(
+            _unique("missing"), {"X": 1}, expected=[OrderStatus.RESERVED], unchanged={}
+        )
+
+
 def test_a_requeue_is_counted_only_on_a_reserved_order(reservation_store: Store) -> None:
     # Given a RESERVED and a PENDING order
     store = reservation_store
