@@ -234,6 +234,8 @@ class DataAdmin(admin.ModelAdmin):
             "source": self.source,
             "listing": listing,
             "actions": actions,
+            # Makes the admin's change_list.html load the JavaScript catalog actions.js uses.
+            "action_form": bool(actions),
             "to_field": None,
             "has_add_permission": self.has_add_permission(request),
             "media": self.media,

@@ -181,3 +181,36 @@ def test_no_role_may_change_or_delete_an_entry_through_the_admin(db: None):
     assert csrf_post(admin_client, f"{AUDIT}{done.pk}/change/", {"actor": "x"}).status_code == 403
     assert csrf_post(admin_client, AUDIT + "add/", {"actor": "x"}).status_code == 403
     assert AuditLogEntry.objects.get(pk=done.pk).actor == "someone"
+
+
+CRASH = """
+import os, django
+django.setup()
+from operations.audit import Action, audited
+with audited(None, Action.INVENTORY_ADJUST, ("operations.inventoryitem", "lamp"),
+             before={"stock": 5}, after={"stock": 7}, actor="crasher"):
+    os._exit(9)  # the process dies in the middle of the change
+"""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_process_that_dies_during_the_change_leaves_its_pending_intent(tmp_path: Any):
+    # Given a process that writes an intent and dies before the change completes
+    import os
+    import subprocess
+    import sys
+
+    db = connection.settings_dict
+    url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "portal.settings.test"}
+    done = subprocess.run([sys.executable, "-c", CRASH], env=env, timeout=60, check=False)
+
+    # Then it died, and its entry is there, pending, with what it meant to do
+    assert done.returncode == 9
+    left = AuditLogEntry.objects.get(actor="crasher")
+    assert (left.outcome, left.before, left.after, left.completed_at) == (
+        "pending",
+        {"stock": 5},
+        {"stock": 7},
+        None,
+    )
