@@ -83,7 +83,13 @@ def ensure_permissions(apps: Any) -> None:
     from django.contrib.contenttypes.management import create_contenttypes
 
     for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_contenttypes(app_config, verbosity=0, apps=apps)
-        create_permissions(app_config, verbosity=0, apps=apps)
-        app_config.models_module = None
+        # Both functions skip an app config without models_module, which a migration's
+        # historical configs lack; it is put back after, since the global registry's configs
+        # must keep theirs (post_migrate skips the apps whose models_module is None).
+        kept = getattr(app_config, "models_module", None)
+        app_config.models_module = kept or True
+        try:
+            create_contenttypes(app_config, verbosity=0, apps=apps)
+            create_permissions(app_config, verbosity=0, apps=apps)
+        finally:
+            app_config.models_module = kept
