@@ -9,8 +9,10 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.decorators import method_decorator
+from django.utils.text import capfirst
 from django.views.decorators.http import require_POST, require_safe
 
 from operations import selectors
@@ -22,7 +24,7 @@ from operations.jobs import (
     resume_replay_job,
     sent_label,
 )
-from operations.models import BackgroundJob, ReplayJob
+from operations.models import AuditLogEntry, BackgroundJob, ReplayJob
 from pipeline.dlq import SWEEP_FALLBACK
 
 REPLAY_PERMISSION = "operations.replay_deadletters"
@@ -109,6 +111,27 @@ class ReplayJobAdmin(ReadOnlyAdmin):
                 }
             )
         return super().change_view(request, object_id, form_url, extra)
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """The job's audit entries (replay finished or failed, cancel, resume), newest first."""
+        job = self._job(request, object_id)
+        entries = AuditLogEntry.objects.filter(
+            object_type=self.opts.label_lower, object_id=str(job.pk)
+        )[:200]
+        request.current_app = self.admin_site.name
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Change history: {job}",
+            "subtitle": None,
+            "object": job,
+            "module_name": capfirst(self.opts.verbose_name_plural),
+            "entries": entries,
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, "admin/operations/data/object_history.html", context)
 
     @method_decorator(require_safe)
     def progress_view(self, request: HttpRequest, job_id: Any) -> JsonResponse:

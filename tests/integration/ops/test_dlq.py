@@ -909,3 +909,17 @@ def test_the_command_without_the_pipeline_settings_says_what_to_do(db: None):
     # When the command runs
     with pytest.raises(CommandError, match="ORDERS_DLQ_URL is not set: start the local runtime"):
         run()
+
+
+def test_a_replay_jobs_history_is_its_audit_entries(staff: Client, db: None):
+    # Given a queued job that staff cancel
+    job = create_replay_job(user=None, reason="x", dispatch=False)
+    staff.post(job_page(job, "cancel/"))
+
+    # When they open the job's history
+    page = staff.get(job_page(job, "history/")).content.decode()
+
+    # Then the cancel is there, with the job's state before and after
+    assert "Cancel a DLQ replay" in page
+    assert "&#x27;state&#x27;: &#x27;queued&#x27;" in page
+    assert "&#x27;state&#x27;: &#x27;cancelled&#x27;" in page
