@@ -154,3 +154,19 @@ def test_the_role_groups_survive_a_flush():
     call_command("flush", interactive=False, verbosity=0)
     assert set(Group.objects.values_list("name", flat=True)) >= set(ROLES)
     assert Group.objects.get(name="viewer").permissions.filter(codename="view_order").exists()
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_a_replay_jobs_cancel_is_hidden_and_refused_for_a_viewer(role_client: Any, role: str):
+    job = ReplayJob.objects.create(queue="orders-dlq", actor="someone", state="queued")
+    client = role_client(role)
+    page = client.get(f"{ADMIN}/replayjob/{job.pk}/change/").content.decode()
+    response = csrf_post(client, f"{ADMIN}/replayjob/{job.pk}/cancel/")
+    job.refresh_from_db()
+    if role == "viewer":
+        assert 'id="job-cancel"' not in page
+        assert response.status_code == 403 and job.state == "queued"
+        assert csrf_post(client, f"{ADMIN}/replayjob/{job.pk}/resume/").status_code == 403
+    else:
+        assert 'id="job-cancel"' in page
+        assert response.status_code == 302 and job.state == "cancelled"
