@@ -241,6 +241,9 @@ class StatusChangeSerializer(serializers.Serializer):
     Status = serializers.ChoiceField(choices=[str(s) for s in OrderStatus])
     At = serializers.CharField(help_text="UTC, ISO 8601")
     Reason = serializers.CharField()
+    Actor = serializers.CharField(
+        required=False, help_text="The staff member who made the change (absent: the pipeline)"
+    )
 
 
 class ReservationLineSerializer(OrderLineSerializer):

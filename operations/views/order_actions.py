@@ -24,8 +24,8 @@ from pipeline import wiring
 from pipeline.domain import Order
 from pipeline.errors import InvalidTransition, OrderNotFound
 from pipeline.fulfilment import fulfilment_requeue_stranded
-from pipeline.orders import order_cancel, order_resolve_shipped, order_resubmit
 from pipeline.ports import ReservationStore
+from pipeline.staff_actions import order_cancel, order_mark_shipped, order_resubmit
 from pipeline.statuses import OrderStatus, sources_of
 
 
@@ -60,7 +60,7 @@ ORDER_ACTIONS: dict[str, OrderAction] = {
             "(reservation, payment, shipping).",
             ReasonForm,
             lambda store, order_id, actor, reason: order_resubmit(
-                store=store, order_id=order_id, actor=actor
+                store=store, order_id=order_id, actor=actor, reason=reason
             ),
         ),
         OrderAction(
@@ -72,7 +72,7 @@ ORDER_ACTIONS: dict[str, OrderAction] = {
             "the same transaction.",
             ReasonForm,
             lambda store, order_id, actor, reason: order_cancel(
-                store=store, order_id=order_id, actor=actor
+                store=store, order_id=order_id, actor=actor, reason=reason
             ),
         ),
         OrderAction(
@@ -83,8 +83,13 @@ ORDER_ACTIONS: dict[str, OrderAction] = {
             (OrderStatus.MANUAL_INTERVENTION,),
             "You shipped this order by hand: it becomes SHIPPED with your note.",
             ResolveShippedForm,
-            lambda store, order_id, actor, reason: order_resolve_shipped(
-                store=store, order_id=order_id, actor=actor, note=reason
+            lambda store, order_id, actor, reason: order_mark_shipped(
+                store=store,
+                order_id=order_id,
+                actor=actor,
+                reason=reason,
+                carrier="by hand",
+                tracking_number="none",
             ),
         ),
     )

@@ -10,8 +10,9 @@ from pipeline.adapters.dynamodb import DynamoStore
 from pipeline.domain import InventoryItem, Order
 from pipeline.errors import Shortage
 from pipeline.fulfilment import order_flag_for_review
-from pipeline.orders import order_cancel, order_submit
+from pipeline.orders import order_submit
 from pipeline.reservation import inventory_release, inventory_reserve, order_reject
+from pipeline.staff_actions import order_cancel
 from pipeline.statuses import OrderStatus
 
 
@@ -50,7 +51,7 @@ def make_order(
     if status == OrderStatus.REJECTED:
         return order_reject(store=store, order_id=oid, shortages=[Shortage("x", 1, 0)]).order
     if status == OrderStatus.CANCELLED:
-        return order_cancel(store=store, order_id=oid, actor="setup")
+        return order_cancel(store=store, order_id=oid, actor="setup", reason="test")
     reserved = inventory_reserve(store=store, order_id=oid).order
     assert reserved.status == OrderStatus.RESERVED, reserved.status_reason
     if status == OrderStatus.RESERVED:
