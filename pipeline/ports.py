@@ -161,10 +161,11 @@ class OrderStore(Protocol):
         cursor: dict[str, Any] | None = None,
         placed_before: str | None = None,
         placed_after: str | None = None,
+        oldest_first: bool = False,
     ) -> Page:
-        """Orders in one status, newest first; with `placed_before` (`placed_after`), only
-        those whose OrderDate is at or before (after) it (the index's sort key: the sweepers'
-        bound, the staff's date range)."""
+        """Orders in one status, newest first (or oldest first); with `placed_before`
+        (`placed_after`), only those whose OrderDate is at or before (after) it (the index's
+        sort key: the sweepers' bound, the staff's date range)."""
         ...
 
     def orders_by_customer(

@@ -238,10 +238,13 @@ class FakeStore:
         cursor: dict[str, Any] | None = None,
         placed_before: str | None = None,
         placed_after: str | None = None,
+        oldest_first: bool = False,
     ) -> Page:
-        """Orders in one status, newest first (the StatusIndex); with `placed_before`
-        (`placed_after`), only those whose OrderDate is at or before (after) it."""
-        return self._query("Status", str(status), limit, cursor, placed_before, placed_after)
+        """Orders in one status, newest first or oldest first (the StatusIndex); with
+        `placed_before` (`placed_after`), only those whose OrderDate is at or before (after) it."""
+        return self._query(
+            "Status", str(status), limit, cursor, placed_before, placed_after, oldest_first
+        )
 
     def orders_by_customer(
         self, customer_name: str, *, limit: int = 50, cursor: dict[str, Any] | None = None
@@ -257,6 +260,7 @@ class FakeStore:
         cursor: dict[str, Any] | None,
         placed_before: str | None = None,
         placed_after: str | None = None,
+        oldest_first: bool = False,
     ) -> Page:
         # An index holds the items that have its keys, sorted by OrderDate; read backwards.
         def position(item: Mapping[str, Any]) -> tuple[str, str]:
@@ -272,9 +276,11 @@ class FakeStore:
                 and (placed_after is None or i["OrderDate"] >= placed_after)
             ),
             key=position,
-            reverse=True,
+            reverse=not oldest_first,
         )
-        if cursor:
+        if cursor and oldest_first:
+            matching = [i for i in matching if position(i) > position(cursor)]
+        elif cursor:
             matching = [i for i in matching if position(i) < position(cursor)]
         page = matching[:limit]
         # DynamoDB stops at Limit and returns LastEvaluatedKey even if nothing follows.

@@ -272,17 +272,18 @@ class OrdersTable(TableAdapter):
         cursor: dict[str, Any] | None = None,
         placed_before: str | None = None,
         placed_after: str | None = None,
+        oldest_first: bool = False,
     ) -> Page:
-        """Orders in one status, newest first, through the StatusIndex; with `placed_before`
-        (`placed_after`), only those whose OrderDate (the index's sort key) is at or before
-        (at or after) it."""
+        """Orders in one status, newest first (or oldest first), through the StatusIndex; with
+        `placed_before` (`placed_after`), only those whose OrderDate (the index's sort key) is
+        at or before (at or after) it."""
         kwargs: dict[str, Any] = {
             "TableName": self.orders_table,
             "IndexName": "StatusIndex",
             "KeyConditionExpression": "#s = :s",
             "ExpressionAttributeNames": {"#s": "Status"},
             "ExpressionAttributeValues": {":s": {"S": str(status)}},
-            "ScanIndexForward": False,
+            "ScanIndexForward": oldest_first,
             "Limit": limit,
         }
         # A key condition, not a filter: the query reads only the orders in the range.
@@ -320,6 +321,7 @@ class OrdersTable(TableAdapter):
         limit: int = 50,
         cursor: dict[str, Any] | None = None,
         max_reads: int = 5,
+        oldest_first: bool = False,
     ) -> Page:
         """Orders whose customer name starts with `prefix` (compared as customer_search_key
         does: case, accents and spacing ignored), newest first, through the
@@ -352,7 +354,7 @@ class OrdersTable(TableAdapter):
             "IndexName": "CustomerPrefixIndex",
             "KeyConditionExpression": condition,
             "ExpressionAttributeValues": values,
-            "ScanIndexForward": False,
+            "ScanIndexForward": oldest_first,
         }
         if filters:
             kwargs["FilterExpression"] = " AND ".join(filters)
