@@ -19,8 +19,8 @@ from operations.views.inventory import (
     inventory_edit_view,
     inventory_view,
 )
-from operations.views.order_actions import order_action_view, requeue_stranded_view
-from operations.views.orders import order_detail_view, orders_view
+from operations.views.jobs import job_progress_view, job_start_view, job_view, jobs_view
+from operations.views.orders import order_action_view, order_detail_view, orders_view
 
 app_name = "operations"
 
@@ -69,7 +69,13 @@ to_job = moved("admin:operations_replayjob_change", job=True)
 urlpatterns = [
     path("", dashboard_view, name="dashboard"),
     path("orders/", orders_view, name="orders"),
-    path("orders/requeue-stranded/", requeue_stranded_view, name="requeue-stranded"),
+    # Kept for old links and bookmarks: the re-queue now runs as a background job.
+    path(
+        "orders/requeue-stranded/",
+        job_start_view,
+        {"kind": "requeue_stranded"},
+        name="requeue-stranded",
+    ),
     path("orders/<str:order_id>/", order_detail_view, name="order"),
     path("orders/<str:order_id>/<slug:action>/", order_action_view, name="order-action"),
     path("inventory/", inventory_view, name="inventory"),
@@ -93,4 +99,8 @@ urlpatterns = [
     path("dlq/<dlq:queue>/purge/", to_queue),
     path("dlq/<dlq:queue>/messages/<str:message_id>/delete/", to_queue),
     path("audit/", moved("admin:operations_auditlogentry_changelist"), name="audit"),
+    path("jobs/", jobs_view, name="jobs"),
+    path("jobs/<slug:kind>/start/", job_start_view, name="job-start"),
+    path("jobs/<uuid:job_id>/", job_view, name="job"),
+    path("jobs/<uuid:job_id>/progress/", job_progress_view, name="job-progress"),
 ]
