@@ -241,9 +241,6 @@ class StatusChangeSerializer(serializers.Serializer):
     Status = serializers.ChoiceField(choices=[str(s) for s in OrderStatus])
     At = serializers.CharField(help_text="UTC, ISO 8601")
     Reason = serializers.CharField()
-    Actor = serializers.CharField(
-        required=False, help_text="The staff member who made the change (absent: the pipeline)"
-    )
 
 
 class ReservationLineSerializer(OrderLineSerializer):
@@ -276,7 +273,9 @@ class ShipmentSerializer(serializers.Serializer):
     Carrier = serializers.CharField()
     Service = serializers.CharField()
     TrackingNumber = serializers.CharField()
-    EstimatedDelivery = serializers.DateField()
+    EstimatedDelivery = serializers.DateField(
+        required=False, help_text="Absent when staff shipped the order by hand"
+    )
     ShippedAt = serializers.CharField()
 
 

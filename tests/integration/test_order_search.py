@@ -98,3 +98,26 @@ def test_status_listing_takes_a_date_range(store: DynamoStore) -> None:
     )
     assert made[f"{stem.title()} Annika"] in {o.order_id for o in page.items}
     assert all(o.order_date.startswith("2026-03-04") for o in page.items)
+
+
+def test_orders_written_before_the_index_are_found_after_the_backfill(
+    store: DynamoStore,
+) -> None:
+    # Given an order as written before the search attributes existed (removed here)
+    stem = "x" + uuid.uuid4().hex[:6]
+    item = f"item-{uuid.uuid4().hex[:10]}"
+    store.inventory_put(InventoryItem(item, 1, Decimal("1.00"), "test item"))
+    order = order_submit(store=store, customer_name=f"{stem} Old", items=[item])
+    store.client.update_item(
+        TableName=store.orders_table,
+        Key={"OrderId": {"S": order.order_id}},
+        UpdateExpression="REMOVE CustomerKey, CustomerPrefix",
+    )
+    # Then the prefix search does not find it
+    assert store.orders_by_customer_prefix(stem).items == []
+    # When the backfill runs (twice: the second finds nothing to do for it)
+    read, written = store.orders_backfill_search_keys()
+    assert read >= 1 and written >= 1
+    assert store.orders_backfill_search_keys()[1] == 0
+    # Then it is found
+    assert [o.order_id for o in store.orders_by_customer_prefix(stem).items] == [order.order_id]

@@ -373,6 +373,51 @@ class OrdersTable(TableAdapter):
                 break
         return Page(items, deserialize(start) if start else None)
 
+    def orders_backfill_search_keys(self, *, page_size: int = 200) -> tuple[int, int]:
+        """Write CustomerKey and CustomerPrefix on every order written before they existed,
+        so the CustomerPrefixIndex finds it; return (orders read, orders written).
+
+        A one-off migration, so a Scan (filtered to the orders without the attributes); each
+        write is conditional on the attribute still being absent, so it never overwrites
+        what a new write of the order put there, and running it twice writes nothing more.
+        """
+        kwargs: dict[str, Any] = {
+            "TableName": self.orders_table,
+            "FilterExpression": "attribute_not_exists(CustomerPrefix)",
+            "ProjectionExpression": "OrderId, CustomerName",
+            "Limit": page_size,
+        }
+        read = written = 0
+        while True:
+            response = self.client.scan(**kwargs)
+            read += response.get("ScannedCount", 0)
+            for raw in response.get("Items", []):
+                item = deserialize(raw)
+                key = customer_search_key(str(item.get("CustomerName", "")))
+                if not key:
+                    continue
+                try:
+                    self.client.update_item(
+                        TableName=self.orders_table,
+                        Key={"OrderId": {"S": item["OrderId"]}},
+                        UpdateExpression="SET CustomerKey = :k, CustomerPrefix = :p",
+                        ConditionExpression="attribute_exists(OrderId) AND "
+                        "attribute_not_exists(CustomerPrefix)",
+                        ExpressionAttributeValues={
+                            ":k": {"S": key},
+                            ":p": {"S": key[:CUSTOMER_PREFIX_LENGTH]},
+                        },
+                    )
+                except ClientError as exc:
+                    if error_code(exc) != "ConditionalCheckFailedException":
+                        raise
+                    continue  # written meanwhile (or deleted): nothing to do
+                written += 1
+            last = response.get("LastEvaluatedKey")
+            if not last:
+                return read, written
+            kwargs["ExclusiveStartKey"] = last
+
     @staticmethod
     def _page(response: Mapping[str, Any]) -> Page:
         items = [Order.from_item(deserialize(i)) for i in response.get("Items", [])]

@@ -233,3 +233,16 @@ def test_old_ops_order_addresses_lead_to_the_admin(role_client: Any, store: Dyna
     assert client.get(f"/ops/orders/{order.order_id}/")["Location"] == change_url(order.order_id)
     moved = client.get("/ops/orders/", {"customer": "Ada", "status": "PAID"})["Location"]
     assert moved.startswith(LIST) and "q=Ada" in moved and "status=PAID" in moved
+
+
+def test_dates_follow_the_portals_time_zone(
+    role_client: Any, store: DynamoStore, settings: Any
+) -> None:
+    # Given the portal set to Paris time, and an order placed at 10:00 UTC in January
+    settings.TIME_ZONE = "Europe/Paris"
+    stem = unique("tz").replace("-", "")
+    order = make_order(store, customer=f"Tz {stem}", order_date="2026-01-05T10:00:00.000Z")
+    # Then the list and the order's page show 11:00 CET
+    listing = text(role_client("viewer").get(LIST, {"q": f"tz {stem}"}))
+    assert "2026-01-05 11:00:00 CET" in listing
+    assert "2026-01-05 11:00:00 CET" in text(role_client("viewer").get(change_url(order.order_id)))
