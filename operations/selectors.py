@@ -267,12 +267,6 @@ def pipeline_metrics(*, minutes: int) -> dict[str, Any]:
 # -- The portal's own records ---------------------------------------------------------------------
 
 
-def audit_entries(**filters: str) -> QuerySet[AuditLogEntry]:
-    """Audit log entries, newest first, matching every non-empty filter (field=value)."""
-    matching = {field: value for field, value in filters.items() if value}
-    return AuditLogEntry.objects.filter(**matching)
-
-
 def order_audit(order_id: str, *, limit: int = 50) -> QuerySet[AuditLogEntry]:
     """The latest audit entries about one order."""
     return AuditLogEntry.objects.filter(order_id=order_id)[:limit]
