@@ -119,7 +119,7 @@ class OrderSource(Source):
             status = DEFAULT_STATUS
             note = (
                 f"No status chosen: showing {DEFAULT_STATUS} (the orders waiting for staff). "
-                "Choose a status, or search a customer name."
+                "Pick a status, or search a customer name or an order id."
             )
         cursor = query.cursor if isinstance(query.cursor, dict) else None
         try:
