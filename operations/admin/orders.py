@@ -34,7 +34,7 @@ from operations.admin.data import (
     SourcePage,
 )
 from operations.audit import Action, actor_name, audited
-from operations.forms import ReasonForm, _reason
+from operations.forms import CheckedTextField, ReasonForm
 from operations.models import Order
 from operations.parts import attempt
 from operations.web import money, pretty
@@ -151,12 +151,17 @@ class OrderSource(Source):
         return Order.from_domain(order) if order else None
 
 
-class MarkShippedForm(forms.Form):
+class MarkShippedForm(ReasonForm):
     """Marking a MANUAL_INTERVENTION order shipped by hand: carrier, tracking number, reason."""
 
-    carrier = forms.CharField(max_length=staff_actions.MAX_CARRIER, strip=True)
-    tracking_number = forms.CharField(max_length=staff_actions.MAX_TRACKING, strip=True)
-    reason = _reason()
+    carrier = CheckedTextField(max_length=staff_actions.MAX_CARRIER)
+    tracking_number = forms.RegexField(
+        regex=staff_actions.TRACKING_RE,
+        max_length=staff_actions.MAX_TRACKING,
+        strip=True,
+        error_messages={"invalid": "Letters, digits, spaces and . _ / - only."},
+    )
+    field_order = ("carrier", "tracking_number", "reason")
 
 
 @dataclass(frozen=True)

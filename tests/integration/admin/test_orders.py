@@ -246,3 +246,19 @@ def test_dates_follow_the_portals_time_zone(
     listing = text(role_client("viewer").get(LIST, {"q": f"tz {stem}"}))
     assert "2026-01-05 11:00:00 CET" in listing
     assert "2026-01-05 11:00:00 CET" in text(role_client("viewer").get(change_url(order.order_id)))
+
+
+def test_mark_shipped_with_a_bad_tracking_number_changes_nothing(
+    role_client: Any, store: DynamoStore
+) -> None:
+    order = make_order(store, OrderStatus.MANUAL_INTERVENTION)
+    response = csrf_post(
+        role_client("operator"),
+        act_url(order.order_id, "mark-shipped"),
+        {"carrier": "City\u200bCourier", "tracking_number": "CC 1;drop", "reason": "sent"},
+    )
+    page = text(response)
+    assert response.status_code == 200
+    assert "U+200B ZERO WIDTH SPACE" in page and "Letters, digits, spaces" in page
+    assert store.order_get(order.order_id).status == OrderStatus.MANUAL_INTERVENTION
+    assert not AuditLogEntry.objects.filter(order_id=order.order_id).exists()
