@@ -173,4 +173,11 @@ class OrderDetailView(APIView):
         if order is None:
             raise NotFound("Order not found")
         shown = order.as_json()
+        # Which staff member acted on an order is the portal's business, not the client's.
+        shown["StatusHistory"] = [
+            {k: v for k, v in entry.items() if k != "Actor"}
+            for entry in shown.get("StatusHistory", [])
+        ]
+        if isinstance(shown.get("Shipment"), dict):
+            shown["Shipment"].pop("ShippedBy", None)
         return Response({name: shown[name] for name in ORDER_FIELDS if name in shown})

@@ -15,6 +15,7 @@ from pipeline.domain.inventory import (
 from pipeline.domain.orders import (
     ADDRESS_FIELDS,
     CURRENCY,
+    CUSTOMER_PREFIX_LENGTH,
     ITEM_NAME_RE,
     MAX_CUSTOMER_NAME,
     MAX_DISTINCT_ITEMS,
@@ -27,6 +28,8 @@ from pipeline.domain.orders import (
     OrderLine,
     StatusChange,
     StepOutcome,
+    customer_prefix,
+    customer_search_key,
     execution_name,
     new_order_id,
     parse_items,
@@ -41,6 +44,7 @@ from pipeline.domain.orders import (
 __all__ = [
     "ADDRESS_FIELDS",
     "CURRENCY",
+    "CUSTOMER_PREFIX_LENGTH",
     "ITEM_NAME_RE",
     "MAX_CUSTOMER_NAME",
     "MAX_DESCRIPTION",
@@ -60,6 +64,8 @@ __all__ = [
     "checked_description",
     "checked_price",
     "checked_stock",
+    "customer_prefix",
+    "customer_search_key",
     "execution_name",
     "new_order_id",
     "parse_items",

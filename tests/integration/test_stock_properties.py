@@ -88,8 +88,9 @@ from pipeline.fulfilment import (
     shipment_create,
 )
 from pipeline.inventory import inventory_adjust_stock, inventory_create, inventory_remove
-from pipeline.orders import order_cancel, order_resolve_shipped, order_resubmit, order_submit
+from pipeline.orders import order_submit
 from pipeline.reservation import inventory_release, inventory_reserve
+from pipeline.staff_actions import order_cancel, order_mark_shipped, order_resubmit
 from pipeline.statuses import ALLOWED_TRANSITIONS, OrderStatus, can_transition
 
 pytestmark = pytest.mark.integration
@@ -436,7 +437,7 @@ class StockMachine(RuleBasedStateMachine):
         paid_before = self.store.order_get(order_id).payment if order.status in PAID else None
 
         def staff_cancel() -> None:
-            order_cancel(store=self.store, order_id=order_id, actor="staff")
+            order_cancel(store=self.store, order_id=order_id, actor="staff", reason="test")
 
         gateway = CountingGateway(
             MockPaymentGateway(success_rate=1.0 if approving else 0.0),
@@ -536,8 +537,13 @@ class StockMachine(RuleBasedStateMachine):
         if order.status == OrderStatus.MANUAL_INTERVENTION:
             resolved = _deliver(
                 how,
-                lambda: order_resolve_shipped(
-                    store=self.store, order_id=order_id, actor="staff", note="by courier"
+                lambda: order_mark_shipped(
+                    store=self.store,
+                    order_id=order_id,
+                    actor="staff",
+                    reason="by courier",
+                    carrier="courier",
+                    tracking_number="T1",
                 ),
             )
             assert isinstance(resolved[0], Order) and resolved[0].status == OrderStatus.SHIPPED
@@ -583,7 +589,8 @@ class StockMachine(RuleBasedStateMachine):
         self._step("cancel")
         order = self.model[order_id]
         outcomes = _deliver(
-            how, lambda: order_cancel(store=self.store, order_id=order_id, actor="staff")
+            how,
+            lambda: order_cancel(store=self.store, order_id=order_id, actor="staff", reason="test"),
         )
         if order.status in (OrderStatus.PENDING, OrderStatus.RESERVED):
             # Then one cancel wins and gives back what was reserved; the other is refused
@@ -604,7 +611,10 @@ class StockMachine(RuleBasedStateMachine):
         self._step("resubmit")
         order = self.model[order_id]
         outcome = _deliver(
-            ONCE, lambda: order_resubmit(store=self.store, order_id=order_id, actor="staff")
+            ONCE,
+            lambda: order_resubmit(
+                store=self.store, order_id=order_id, actor="staff", reason="test"
+            ),
         )[0]
         if order.status in (OrderStatus.REJECTED, OrderStatus.PAYMENT_FAILED):
             assert isinstance(outcome, Order) and outcome.status == OrderStatus.PENDING, outcome
@@ -784,9 +794,13 @@ class RacingStockMachine(StockMachine):
         store = self.store
         return {
             "reserve": lambda: inventory_reserve(store=store, order_id=target),
-            "cancel": lambda: order_cancel(store=store, order_id=target, actor="staff"),
+            "cancel": lambda: order_cancel(
+                store=store, order_id=target, actor="staff", reason="test"
+            ),
             "release": lambda: inventory_release(store=store, order_id=target, reason="failed"),
-            "resubmit": lambda: order_resubmit(store=store, order_id=target, actor="staff"),
+            "resubmit": lambda: order_resubmit(
+                store=store, order_id=target, actor="staff", reason="test"
+            ),
             "restock": lambda: inventory_adjust_stock(store=store, item_name=target, delta=delta),
         }[kind]
 

@@ -96,10 +96,13 @@ class DynamoStore(OrdersTable, InventoryTable):
         now: str,
         *,
         set_fields: Mapping[str, Any] | None = None,
+        expected: Sequence[OrderStatus] = (OrderStatus.RESERVED,),
+        actor: str | None = None,
     ) -> Order:
-        """Give back the reserved stock of every line and move the order RESERVED -> `target`,
-        in one transaction (also writing `set_fields` on the order). The status guard makes a
-        second release impossible.
+        """Give back the reserved stock of every line and move the order from one of
+        `expected` (RESERVED; staff also release a MANUAL_INTERVENTION order) to `target`, in
+        one transaction (also writing `set_fields` on the order; `actor` names the staff member
+        in its history). The status guard makes a second release impossible.
         """
         actions: list[dict[str, Any]] = [
             {
@@ -123,8 +126,9 @@ class DynamoStore(OrdersTable, InventoryTable):
                     target,
                     reason,
                     now,
-                    expected=[OrderStatus.RESERVED],
+                    expected=expected,
                     set_fields=set_fields,
+                    actor=actor,
                 )
             }
         )
