@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pipeline.domain.inventory import (
+    DEFAULT_LOW_STOCK_THRESHOLD,
     MAX_DESCRIPTION,
     MAX_PRICE,
     MAX_STOCK,
@@ -10,6 +11,7 @@ from pipeline.domain.inventory import (
     checked_description,
     checked_price,
     checked_stock,
+    checked_threshold,
     validated_fields,
 )
 from pipeline.domain.orders import (
@@ -41,6 +43,7 @@ from pipeline.domain.orders import (
 __all__ = [
     "ADDRESS_FIELDS",
     "CURRENCY",
+    "DEFAULT_LOW_STOCK_THRESHOLD",
     "ITEM_NAME_RE",
     "MAX_CUSTOMER_NAME",
     "MAX_DESCRIPTION",
@@ -60,6 +63,7 @@ __all__ = [
     "checked_description",
     "checked_price",
     "checked_stock",
+    "checked_threshold",
     "execution_name",
     "new_order_id",
     "parse_items",
