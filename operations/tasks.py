@@ -177,3 +177,16 @@ def _audited(report: SweepReport, sweeper: str) -> dict[str, object]:
             " (stopped at the cap: more may wait)" if report.more else "",
         )
     return report.as_json()
+
+
+@shared_task(name="operations.refresh_inventory_catalogue")
+def refresh_inventory_catalogue() -> dict[str, int]:
+    """Celery beat: rebuild the inventory catalogue from the table (the staleness bound for
+    writes made outside the portal) and publish how many items are low on stock."""
+    from operations.catalogue import catalogue  # imported here: it reads Django's settings
+
+    found = catalogue()
+    items = found.refresh()
+    low = found.low_stock_count()
+    metrics.count(metrics.LOW_STOCK_ITEMS, value=low)
+    return {"items": items, "low_stock": low}
