@@ -322,6 +322,11 @@ INVENTORY_IMPORT_MAX_BYTES = env_int("INVENTORY_IMPORT_MAX_BYTES", 5 * 1024 * 10
 INVENTORY_IMPORT_MAX_ROWS = env_int("INVENTORY_IMPORT_MAX_ROWS", 20_000)
 if INVENTORY_LOW_STOCK_DEFAULT < 0:
     raise ImproperlyConfigured("INVENTORY_LOW_STOCK_DEFAULT must be 0 or more")
+# A background job (operations.BackgroundJob) whose worker has not written its row for this
+# long is taken as dead and may be run again; a worker writes at least every batch.
+OPS_JOB_STALE_SECONDS = env_float("OPS_JOB_STALE_SECONDS", 120.0)
+# How many RESERVED orders one staff-run re-queue examines (one DescribeExecution each).
+OPS_REQUEUE_STRANDED_MAX_ORDERS = env_int("OPS_REQUEUE_STRANDED_MAX_ORDERS", 1000)
 CELERY_BEAT_SCHEDULE = {
     "inventory-catalogue-refresh": {
         "task": "operations.refresh_inventory_catalogue",
