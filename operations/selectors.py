@@ -74,11 +74,6 @@ def order_workflow_runs(order: Order) -> list[WorkflowRun]:
 # -- Inventory ------------------------------------------------------------------------------------
 
 
-def inventory_items() -> list[InventoryItem]:
-    """Every item, by name (case aside)."""
-    return sorted(wiring.dynamo_store().inventory_scan(), key=lambda i: i.item_name.lower())
-
-
 def inventory_item(name: str) -> InventoryItem | None:
     """One item, or None."""
     return wiring.dynamo_store().inventory_get(name)
