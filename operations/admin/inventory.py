@@ -543,8 +543,10 @@ class InventoryItemAdmin(DataAdmin):
                     entry.message = f"Stock of {object_id} set to {row.stock}."
             except InventoryChangedMeanwhile as exc:
                 now = exc.current.stock if isinstance(exc.current, Item) else current.stock
-                form = SetStockForm(initial={"seen_stock": now, "stock": data["stock"],
-                                             "reason": data["reason"]})  # fmt: skip
+                form = SetStockForm(
+                    {"stock": data["stock"], "seen_stock": now, "reason": data["reason"]}
+                )
+                form.is_valid()
                 form.add_error(
                     None,
                     f"The stock changed meanwhile (you saw {data['seen_stock']}, it is now "
