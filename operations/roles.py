@@ -52,17 +52,28 @@ def role_filter(role: str) -> Q:
     raise ValueError(f"no such role: {role}")
 
 
-def sync_roles(apps: Any) -> None:
-    """Create the three groups (if missing) and give each exactly its permissions.
+def sync_roles(apps: Any, *, only_missing: bool = False) -> None:
+    """Create the three groups (if missing) and give each exactly its permissions; with
+    `only_missing`, leave groups that exist as they are (an admin may have changed them).
 
     `apps`: a migration's historical registry (or django.apps.apps). The permissions must
-    exist already: a migration calls `ensure_permissions` first.
+    exist already: call `ensure_permissions` first.
     """
     group_model = apps.get_model("auth", "Group")
     permission_model = apps.get_model("auth", "Permission")
     for role in ROLES:
-        group, _ = group_model.objects.get_or_create(name=role)
-        group.permissions.set(permission_model.objects.filter(role_filter(role)))
+        group, created = group_model.objects.get_or_create(name=role)
+        if created or not only_missing:
+            group.permissions.set(permission_model.objects.filter(role_filter(role)))
+
+
+def restore_missing_roles(**kwargs: Any) -> None:
+    """post_migrate: bring back a role group that is gone (a database flushed by `manage.py
+    flush` or a test), with its permissions; groups that exist are left alone."""
+    from django.apps import apps
+
+    ensure_permissions(apps)
+    sync_roles(apps, only_missing=True)
 
 
 def ensure_permissions(apps: Any) -> None:

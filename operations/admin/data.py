@@ -31,6 +31,7 @@ from django.db import models
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.text import capfirst
 
 from operations.models import AuditLogEntry
 
@@ -101,9 +102,10 @@ class DataAction:
     """An action of the changelist's dropdown, run on the selected rows after confirmation.
 
     `run(request, pks)` changes things (through operations.audit.audited) and returns the
-    message staff see; `permission` is a codename of the model's app ("replay_deadletters").
-    `form` (optional): a Form class the confirmation page shows (a reason, a typed name);
-    `run` then gets its cleaned data as a third argument.
+    message staff see, or a response (a redirect to what it started). `permission` is a
+    codename of the model's app ("replay_deadletters"). `form` (optional): a Form class the
+    confirmation page shows (a reason, a typed name); `run` then gets its cleaned data as a
+    third argument.
     """
 
     name: str
@@ -112,6 +114,8 @@ class DataAction:
     run: Callable[..., str]
     form: type | None = None
     danger: bool = False
+    # Exceptions that mean "the rules said no" (shown as a refusal, not a failure).
+    refusals: tuple[type[Exception], ...] = ()
 
 
 def encode_cursor(value: Any) -> str:
@@ -201,7 +205,7 @@ class DataAdmin(admin.ModelAdmin):
         or confirm and run an action (POST with `action`)."""
         if not self.has_view_or_change_permission(request):
             raise PermissionDenied
-        if request.method == "POST" and "action" in request.POST:
+        if request.method == "POST" and LIST_VAR not in request.POST and "action" in request.POST:
             return self.action_view(request)
         if request.method not in ("GET", "HEAD", "POST"):
             return HttpResponse(status=405)
@@ -224,12 +228,14 @@ class DataAdmin(admin.ModelAdmin):
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "cl": self._changelist_context(request, query, page, actions),
-            "title": self.opts.verbose_name_plural.capitalize(),
+            "title": capfirst(self.opts.verbose_name_plural),
             "subtitle": None,
             "error": error,
             "source": self.source,
             "listing": listing,
             "actions": actions,
+            # Makes the admin's change_list.html load the JavaScript catalog actions.js uses.
+            "action_form": bool(actions),
             "to_field": None,
             "has_add_permission": self.has_add_permission(request),
             "media": self.media,
@@ -366,11 +372,15 @@ class DataAdmin(admin.ModelAdmin):
         if "post" in request.POST and (form is None or form.is_valid()):
             args = [request, pks] + ([form.cleaned_data] if form is not None else [])
             try:
-                text = action.run(*args)
-            except Exception as exc:  # the audit entry says FAILED / REFUSED already
-                messages.error(request, f"{action.description} did not complete: {exc}")
+                outcome = action.run(*args)
+            except action.refusals as exc:  # the audit entry says REFUSED already
+                messages.error(request, f"Refused: {exc}")
+            except Exception as exc:  # the audit entry says FAILED already
+                messages.error(request, f"Failed: {type(exc).__name__}: {exc}")
             else:
-                messages.success(request, text)
+                if isinstance(outcome, HttpResponse):
+                    return outcome
+                messages.success(request, outcome)
             return HttpResponseRedirect(request.get_full_path())
         context = {
             **self.admin_site.each_context(request),
@@ -464,7 +474,7 @@ class DataAdmin(admin.ModelAdmin):
             "title": f"Change history: {obj}",
             "subtitle": None,
             "object": obj,
-            "module_name": str(self.opts.verbose_name_plural).capitalize(),
+            "module_name": capfirst(self.opts.verbose_name_plural),
             "entries": entries,
             **(extra_context or {}),
         }

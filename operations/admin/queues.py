@@ -30,6 +30,7 @@ from operations.models import OrdersDeadLetter, ReplayJob, StreamFailure
 from operations.parts import attempt
 from pipeline.dlq import MAX_RATE, dlq_discard, dlq_purge
 from pipeline.errors import MessageNotFound
+from pipeline.fulfilment import parse_fulfilment_message
 
 Queue = ReplayJob.Queue
 
@@ -80,6 +81,20 @@ class DeadLetterSource(Source):
         return selectors.queue_depth(self.queue)["visible"]
 
 
+def _order_of(body: str) -> str:
+    try:
+        return parse_fulfilment_message(body)[0]
+    except ValueError:
+        return ""
+
+
+def _purge_refusal(exc: ClientError) -> str:
+    code = exc.response.get("Error", {}).get("Code", "")
+    if code.endswith("PurgeQueueInProgress"):
+        return "SQS purges a queue at most once a minute, and this one was purged within it."
+    return f"SQS refused: {exc}"
+
+
 class ReplaySelectedForm(forms.Form):
     """A replay of the selected messages: why, and how fast."""
 
@@ -93,6 +108,7 @@ class DeadLetterAdmin(DataAdmin):
     """One dead-letter queue: its figures, a look (POST), replay, delete and purge."""
 
     queue: ClassVar[str]
+    label: ClassVar[str]  # what messages call the queue
     change_list_template = "admin/operations/deadletter/change_list.html"
     list_per_page = 50
 
@@ -105,6 +121,7 @@ class DeadLetterAdmin(DataAdmin):
                 "replay_deadletters",
                 self.replay_selected,
                 form=ReplaySelectedForm,
+                refusals=(JobRefused,),
             ),
             DataAction(
                 "delete_selected",
@@ -113,6 +130,7 @@ class DeadLetterAdmin(DataAdmin):
                 self.delete_selected,
                 form=ReasonForm,
                 danger=True,
+                refusals=(JobRefused, MessageNotFound),
             ),
         )
         super().__init__(model, admin_site)
@@ -182,8 +200,10 @@ class DeadLetterAdmin(DataAdmin):
                 "done (or cancelled). Nothing was changed."
             )
 
-    def replay_selected(self, request: HttpRequest, pks: list[str], data: dict[str, Any]) -> str:
-        """Queue a replay job of the selected messages."""
+    def replay_selected(
+        self, request: HttpRequest, pks: list[str], data: dict[str, Any]
+    ) -> HttpResponse:
+        """Queue a replay job of the selected messages and show its page."""
         job = create_replay_job(
             user=request.user,
             reason=data["reason"],
@@ -191,7 +211,7 @@ class DeadLetterAdmin(DataAdmin):
             message_ids=pks,
             rate=data.get("rate"),
         )
-        return f"Replay of {len(pks)} message(s) queued: follow it at {job_url(job)}"
+        return HttpResponseRedirect(job_url(job))
 
     def delete_selected(self, request: HttpRequest, pks: list[str], data: dict[str, Any]) -> str:
         """Delete each selected message for good, one audit entry each (written first)."""
@@ -212,8 +232,14 @@ class DeadLetterAdmin(DataAdmin):
                     message_id=message_id,
                     visibility=settings.OPS_DLQ_PEEK_VISIBILITY,
                 )
-                entry.detail = {"body": message.body, "receive_count": message.receive_count}
-                entry.message = f"Deleted message {message_id}."
+                entry.detail = {
+                    "queue": self.queue,
+                    "message_id": message.message_id,
+                    "body": message.body,
+                    "order_id": _order_of(message.body),
+                    "receive_count": message.receive_count,
+                }
+                entry.message = f"Deleted message {message_id} of the {self.label}."
             deleted.append(message_id)
         return f"Deleted {len(deleted)} message(s) for good."
 
@@ -275,12 +301,15 @@ class DeadLetterAdmin(DataAdmin):
                     refusals=(ClientError,),
                 ) as entry:
                     count = dlq_purge(queue=selectors.queue_for(self.queue))
+                    entry.detail = {"queue": self.queue, "queue_name": name.value, "about": count}
                     entry.message = (
                         f"Purged {name.value}: about {count} message(s) deleted (SQS takes up "
                         "to a minute to finish)."
                     )
-            except (JobRefused, ClientError) as exc:
+            except JobRefused as exc:
                 messages.error(request, f"Refused: {exc}")
+            except ClientError as exc:
+                messages.error(request, f"Refused: {_purge_refusal(exc)}")
             else:
                 messages.success(request, entry.message)
             return HttpResponseRedirect(self._url("changelist"))
@@ -314,6 +343,7 @@ class OrdersDeadLetterAdmin(DeadLetterAdmin):
     """Fulfilment requests the Orders queue gave up on."""
 
     queue = Queue.ORDERS_DLQ
+    label = "Orders DLQ"
     list_display = (
         "message_id",
         "order",
@@ -357,6 +387,7 @@ class StreamFailureAdmin(DeadLetterAdmin):
     """Stream batches the Orders stream mapping gave up on."""
 
     queue = Queue.STREAM_FAILURES
+    label = "stream-failure queue"
     list_display = ("message_id", "batch", "receive_count", "sent_at", "short_body")
 
     @admin.display(description="failed batch")
@@ -365,7 +396,8 @@ class StreamFailureAdmin(DeadLetterAdmin):
         batch = obj.letter.stream_batch
         if batch is None:
             return "not a failure record"
-        return f"{batch.batch_size} record(s) of {batch.shard_id}, {batch.start} to {batch.end}"
+        records = "record" if batch.batch_size == 1 else "records"
+        return f"{batch.batch_size} {records} of {batch.shard_id}, {batch.start} to {batch.end}"
 
     @admin.display(description="body")
     def short_body(self, obj: StreamFailure) -> str:

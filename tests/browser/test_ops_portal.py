@@ -1,5 +1,6 @@
 """A staff member's day in the operations portal, in a real browser: log in, add an item,
-adjust its stock, watch an API order ship, replay a dead letter."""
+adjust its stock, watch an API order ship, replay a dead letter in the admin (an operator);
+and a viewer, who sees the dead-letter queue but can change nothing."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 
 from operations.models import AuditLogEntry
 from orders_api.models import ClientAPIKey
@@ -55,6 +57,7 @@ def test_staff_manage_inventory_follow_an_order_and_replay_the_dlq(
     base = portal.url
     store = wiring.dynamo_store()
     staff = get_user_model().objects.create_user("operator", password=PASSWORD, is_staff=True)
+    staff.groups.add(Group.objects.get(name="operator"))
     _, api_key = ClientAPIKey.objects.create_key(name="browser test client")
     item = f"Lamp {uuid.uuid4().hex[:6]}"
 
@@ -123,25 +126,27 @@ def test_staff_manage_inventory_follow_an_order_and_replay_the_dlq(
     stranded = stranded_order(store, item)
     message_id = dlq.send_json({"OrderId": stranded.order_id, "Attempt": 1})
 
-    # When they open the DLQ page (which receives nothing), ask to look at the messages,
-    # select it and replay it with a reason
+    # When they follow the old DLQ link (it leads to the admin's page, which receives
+    # nothing), ask to look at the messages, select it and replay it with a reason
     page.click(".ops-menu >> text=Dead-letter queue")
-    page.click("#look")
-    dlq_row = page.locator(f'tr[data-message-id="{message_id}"]')
+    page.wait_for_url(f"{base}/admin/operations/ordersdeadletter/")
+    page.click("#list-rows")
+    dlq_row = page.locator(f'tr[data-pk="{message_id}"]')
     assert stranded.order_id in dlq_row.inner_text()
     assert "RESERVED" in dlq_row.inner_text()
-    dlq_row.locator("input[type=checkbox]").check()
+    dlq_row.locator("input.action-select").check()
     snap(page, "dlq")
-    page.click("#replay-selected")
+    page.select_option("select[name=action]", "replay_selected")
+    page.click("#run-action")
     page.fill("#id_reason", "carrier outage over")
-    page.click("input[value=Replay]")
+    page.click("#action-confirm")
 
     # Then the job page follows the worker's progress to the summary
     page.wait_for_selector("#job-summary", timeout=60_000)
     assert page.locator("#job-summary").inner_text() == (
         "Replay finished: 1 moved, 0 failed, 0 skipped."
     )
-    assert re.search(r"/ops/dlq/jobs/[0-9a-f-]+/$", page.url)
+    assert re.search(r"/admin/operations/replayjob/[0-9a-f-]+/change/$", page.url)
     # And the message left the DLQ, and its order went on to ship
     assert dlq.depth()["visible"] == 0
     wait_for_status(store, stranded.order_id, OrderStatus.SHIPPED)
@@ -149,3 +154,37 @@ def test_staff_manage_inventory_follow_an_order_and_replay_the_dlq(
     entries = AuditLogEntry.objects.filter(actor="operator").order_by("at")
     actions = list(entries.values_list("action", flat=True))
     assert actions == ["inventory_create", "inventory_adjust_stock", "dlq_replay"]
+
+
+def test_a_viewer_sees_the_dead_letter_queue_but_can_change_nothing(
+    page: Any, portal: PortalServer, dlq: SqsQueue
+):
+    base = portal.url
+    viewer = get_user_model().objects.create_user("viewer", password=PASSWORD, is_staff=True)
+    viewer.groups.add(Group.objects.get(name="viewer"))
+    message_id = dlq.send_raw("not a fulfilment request")
+
+    # Given a viewer who logs in through the admin
+    page.goto(f"{base}/admin/operations/ordersdeadletter/")
+    page.fill("#id_username", viewer.username)
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{base}/admin/operations/ordersdeadletter/")
+
+    # When they look at the messages
+    page.click("#list-rows")
+
+    # Then the message is listed, with no checkbox, no actions, no replay or purge
+    assert page.locator(f'tr[data-pk="{message_id}"]').is_visible()
+    assert page.locator("input.action-select").count() == 0
+    assert page.locator("select[name=action]").count() == 0
+    assert page.locator("#replay-all").count() == 0 and page.locator("#purge").count() == 0
+    snap(page, "dlq-viewer")
+
+    # And the replay and purge pages refuse them
+    for path in ("replay/", "purge/"):
+        response = page.goto(f"{base}/admin/operations/ordersdeadletter/{path}")
+        assert response.status == 403
+    # And the message is still in the queue, and nothing was written in their name
+    assert dlq.depth()["visible"] == 1
+    assert not AuditLogEntry.objects.filter(actor="viewer").exists()

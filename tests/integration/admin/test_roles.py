@@ -135,3 +135,13 @@ def test_no_page_changes_anything_on_get(role_client: Any):
         assert client.get(path, {"confirm_name": "q", "reason": "x"}).status_code == 200
     assert not AuditLogEntry.objects.exists()
     assert not ReplayJob.objects.exists()
+
+
+def test_a_role_group_that_is_gone_comes_back_on_the_next_migrate(db: None):
+    from operations.roles import restore_missing_roles
+
+    Group.objects.filter(name="operator").delete()
+    Group.objects.get(name="viewer").permissions.clear()  # an admin's own change
+    restore_missing_roles()
+    assert Group.objects.get(name="operator").permissions.filter(codename="replay_deadletters")
+    assert not Group.objects.get(name="viewer").permissions.exists()
