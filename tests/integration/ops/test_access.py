@@ -114,9 +114,7 @@ def test_every_post_needs_the_csrf_token(staff_user: Any, store: DynamoStore):
 
 def test_every_operations_form_carries_a_csrf_token(staff: Client, store: DynamoStore):
     # When each form page is rendered (the inventory's: tests/integration/admin)
-    for path in (
-        reverse("operations:order-action", args=["some-order", "cancel"]),
-    ):
+    for path in (reverse("operations:order-action", args=["some-order", "cancel"]),):
         page = staff.get(path).content.decode()
 
         # Then every POST form on it carries the token
