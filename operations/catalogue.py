@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import hashlib
 import json
 import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
@@ -231,15 +232,32 @@ def _decode_cursor(token: str, sort: str, descending: bool) -> tuple[Any, str]:
         raise BadCatalogueCursor("cursor is not valid") from exc
 
 
-def matches(item: InventoryItem, search: str) -> bool:
-    """`^text`: the name starts with text; otherwise text anywhere in name or description
-    (case-insensitive)."""
-    if not search:
-        return True
-    if search.startswith("^"):
-        return item.item_name.casefold().startswith(search[1:].casefold())
-    needle = search.casefold()
-    return needle in item.item_name.casefold() or needle in item.description.casefold()
+class _Snapshot:
+    """One version of the copy, decoded, with its sort orders and folded text made once."""
+
+    def __init__(self, items: dict[str, InventoryItem]) -> None:
+        self.items = items
+        self._orders: dict[str, tuple[list[InventoryItem], list[tuple[Any, str]]]] = {}
+        self._folded: dict[str, tuple[str, str]] | None = None
+        self._lock = threading.Lock()
+
+    def ordered(self, sort: str) -> tuple[list[InventoryItem], list[tuple[Any, str]]]:
+        """The items in ascending `sort` order, and their sort keys."""
+        with self._lock:
+            if sort not in self._orders:
+                pairs = sorted(((_sort_key(sort, i), i) for i in self.items.values()),
+                               key=lambda pair: pair[0])  # fmt: skip
+                self._orders[sort] = ([i for _, i in pairs], [k for k, _ in pairs])
+            return self._orders[sort]
+
+    def folded(self) -> dict[str, tuple[str, str]]:
+        """Each item's name and description, case-folded for search."""
+        with self._lock:
+            if self._folded is None:
+                self._folded = {
+                    n: (n.casefold(), i.description.casefold()) for n, i in self.items.items()
+                }
+            return self._folded
 
 
 # -- the catalogue ----------------------------------------------------------------------------
@@ -261,7 +279,7 @@ class Catalogue:
         self.default_threshold = default_threshold
         self.max_age = max_age
         self._cached_version: str | None = None
-        self._cached: dict[str, InventoryItem] = {}
+        self._cached: _Snapshot | None = None
         self._mutex = threading.Lock()
 
     # writes -------------------------------------------------------------------------------
@@ -303,11 +321,15 @@ class Catalogue:
 
     def items(self) -> dict[str, InventoryItem]:
         """Every entry of the copy (decoded once per version, per process)."""
+        return self._snapshot().items
+
+    def _snapshot(self) -> _Snapshot:
         self.ensure_fresh()
         version = self.backend.version()
         with self._mutex:
-            if version is None or version != self._cached_version:
-                self._cached = {n: _decode(n, raw) for n, raw in self.backend.entries().items()}
+            if version is None or version != self._cached_version or self._cached is None:
+                entries = self.backend.entries()
+                self._cached = _Snapshot({n: _decode(n, raw) for n, raw in entries.items()})
                 self._cached_version = version
             return self._cached
 
@@ -322,54 +344,76 @@ class Catalogue:
         limit: int = 50,
         live: bool = True,
     ) -> CataloguePage:
-        """One page: `search` (see `matches`), only low-stock items, sorted by name, stock or
+        """One page: `search` (`^text`: names starting with text; otherwise text anywhere in
+        the name or description, any case), only low-stock items, sorted by name, stock or
         price, after `cursor`. With `live`, the page's rows are read again from the table."""
         if sort not in SORTS:
             raise ValueError(f"sort must be one of {', '.join(SORTS)}")
         search = search.strip()[:MAX_SEARCH]
-        everything = self.items()
-        chosen = [
-            item
-            for item in everything.values()
-            if matches(item, search) and (not low_only or item.is_low(self.default_threshold))
-        ]
-        chosen.sort(key=lambda i: _sort_key(sort, i), reverse=descending)
-        start = 0
-        if cursor:
-            after = _decode_cursor(cursor, sort, descending)
-            keys = [_sort_key(sort, i) for i in chosen]
-            # The first item strictly after the cursor in this order (items may have moved).
-            start = next(
-                (n for n, k in enumerate(keys) if (k < after if descending else k > after)),
-                len(keys),
-            )
-        page = chosen[start : start + limit]
-        more = start + limit < len(chosen)
+        snapshot = self._snapshot()
+        ordered, keys = snapshot.ordered(sort)
+        # Where the page starts in the ascending order (items may have moved since the cursor
+        # was made: it names a position, not an item).
+        if descending:
+            start = len(ordered) - 1
+            if cursor:
+                start = bisect.bisect_left(keys, _decode_cursor(cursor, sort, True)) - 1
+            positions: Iterable[int] = range(start, -1, -1)
+        else:
+            start = bisect.bisect_right(keys, _decode_cursor(cursor, sort, False)) if cursor else 0
+            positions = range(start, len(ordered))
+        wanted = self._predicate(search, low_only, snapshot)
+        page: list[InventoryItem] = []
+        more = False
+        for position in positions:
+            item = ordered[position]
+            if wanted is None or wanted(item):
+                if len(page) == limit:
+                    more = True
+                    break
+                page.append(item)
+        matching = len(ordered) if wanted is None else sum(1 for i in ordered if wanted(i))
+        last = page[-1] if page else None
         if live and page:
             page = self._live(page)
-        refreshed = self.backend.refreshed_at() or 0.0
         return CataloguePage(
             items=page,
-            next_cursor=encode_cursor(sort, descending, chosen[start + limit - 1]) if more else "",
-            matching=len(chosen),
-            total=len(everything),
-            refreshed_at=refreshed,
+            next_cursor=encode_cursor(sort, descending, last) if more and last else "",
+            matching=matching,
+            total=len(ordered),
+            refreshed_at=self.backend.refreshed_at() or 0.0,
         )
 
+    def _predicate(
+        self, search: str, low_only: bool, snapshot: _Snapshot
+    ) -> Callable[[InventoryItem], bool] | None:
+        """The test an item must pass (None: every item does)."""
+        default = self.default_threshold
+        folded = snapshot.folded()
+        needle = search[1:].casefold() if search.startswith("^") else search.casefold()
+
+        def text(item: InventoryItem) -> bool:
+            name, description = folded[item.item_name]
+            if search.startswith("^"):
+                return name.startswith(needle)
+            return needle in name or needle in description
+
+        if search and low_only:
+            return lambda item: item.is_low(default) and text(item)
+        if search:
+            return text
+        if low_only:
+            return lambda item: item.is_low(default)
+        return None
+
     def _live(self, page: list[InventoryItem]) -> list[InventoryItem]:
-        """The page's rows as the table has them now; a row gone meanwhile is shown as gone
-        (stock 0) and dropped from the copy."""
+        """The page's rows as the table has them now; a row deleted meanwhile is left out.
+
+        Differences are shown, not written back: under orders every view would find some stock
+        moved, and each write-back makes every process decode the copy again. The rebuild
+        (beat) brings the copy up to date."""
         rows = self.store.inventory_get_many((i.item_name for i in page), consistent=False)
-        shown = []
-        for item in page:
-            row = rows.get(item.item_name)
-            if row is None:
-                self.forget(item.item_name)
-                continue
-            if row != item:
-                self.note(row)
-            shown.append(row)
-        return shown
+        return [rows[i.item_name] for i in page if i.item_name in rows]
 
     def low_stock_count(self) -> int:
         """How many items are at or below their threshold (from the copy)."""
