@@ -140,11 +140,6 @@ def execution_events(execution_arn: str, *, limit: int = 200) -> list[dict[str, 
 # -- Inventory ------------------------------------------------------------------------------------
 
 
-def inventory_items() -> list[InventoryItem]:
-    """Every item, by name (case aside)."""
-    return sorted(wiring.dynamo_store().inventory_scan(), key=lambda i: i.item_name.lower())
-
-
 def inventory_item(name: str) -> InventoryItem | None:
     """One item, or None."""
     return wiring.dynamo_store().inventory_get(name)

@@ -202,6 +202,22 @@ class InventoryStore(Protocol):
         """Set price and description, never stock; InventoryItemNotFound if absent."""
         ...
 
+    def inventory_update_details_if(
+        self,
+        seen: InventoryItem,
+        *,
+        price: Decimal,
+        description: str,
+        low_stock_threshold: int | None,
+    ) -> InventoryItem:
+        """Set price, description and threshold if all are still as `seen`;
+        InventoryChangedMeanwhile otherwise, InventoryItemNotFound if absent."""
+        ...
+
+    def inventory_set_stock_if(self, name: str, *, seen_stock: int, stock: int) -> InventoryItem:
+        """Set the stock if it is still `seen_stock`; InventoryChangedMeanwhile otherwise."""
+        ...
+
     def inventory_delete_existing(self, name: str) -> InventoryItem:
         """Remove a row and return it as it was; InventoryItemNotFound if absent."""
         ...

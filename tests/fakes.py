@@ -28,6 +28,7 @@ from pipeline.domain import InventoryItem, Order, OrderLine, StatusChange
 from pipeline.errors import (
     InsufficientStock,
     InvalidTransition,
+    InventoryChangedMeanwhile,
     InventoryItemNotFound,
     OrderAlreadyExists,
     OrderNotFound,
@@ -365,6 +366,44 @@ class FakeStore:
         self.inventory[name] = InventoryItem.from_item({**row.as_item(), **stored})
         return self.inventory[name]
 
+    def inventory_update_details_if(
+        self,
+        seen: InventoryItem,
+        *,
+        price: Decimal,
+        description: str,
+        low_stock_threshold: int | None,
+    ) -> InventoryItem:
+        """Set price, description and threshold if all are still as `seen`."""
+        self.writes.append(f"inventory_update_details_if {seen.item_name}")
+        row = self.inventory.get(seen.item_name)
+        if row is None:
+            raise InventoryItemNotFound(seen.item_name)
+        if (row.price, row.description, row.low_stock_threshold) != (
+            seen.price,
+            seen.description,
+            seen.low_stock_threshold,
+        ):
+            raise InventoryChangedMeanwhile(seen.item_name, row)
+        self.inventory[seen.item_name] = replace(
+            row,
+            price=_stored({"P": price})["P"],
+            description=description,
+            low_stock_threshold=low_stock_threshold,
+        )
+        return self.inventory[seen.item_name]
+
+    def inventory_set_stock_if(self, name: str, *, seen_stock: int, stock: int) -> InventoryItem:
+        """Set the stock if it is still `seen_stock`."""
+        self.writes.append(f"inventory_set_stock_if {name}")
+        row = self.inventory.get(name)
+        if row is None:
+            raise InventoryItemNotFound(name)
+        if row.stock != seen_stock:
+            raise InventoryChangedMeanwhile(name, row)
+        self.inventory[name] = replace(row, stock=stock)
+        return self.inventory[name]
+
     def inventory_delete_existing(self, name: str) -> InventoryItem:
         """Remove a row and return it as it was; InventoryItemNotFound if absent."""
         self.writes.append(f"inventory_delete_existing {name}")
@@ -442,12 +481,17 @@ class FakeStore:
             raise OrderNotFound(order_id)
         if item["Status"] not in {str(s) for s in expected}:
             raise InvalidTransition(order_id, OrderStatus(item["Status"]), str(target))
+        lost = []
         for line in lines:
-            # if_not_exists: stock given back to an item deleted meanwhile recreates its row.
-            row = self.inventory.get(line.item_name) or InventoryItem(
-                line.item_name, 0, Decimal("0")
-            )
+            row = self.inventory.get(line.item_name)
+            if row is None:
+                # A deleted item is never re-created: its units are recorded on the order.
+                lost.append({"ItemName": line.item_name, "Quantity": line.quantity})
+                continue
             self.inventory[line.item_name] = replace(row, stock=row.stock + line.quantity)
+        if lost:
+            before = item.get("StockNotReturned", [])
+            item["StockNotReturned"] = [*before, *_stored({"L": lost})["L"]]
         self._move(item, target, reason, now, set_fields=set_fields, actor=actor)
         return self.order(order_id)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pipeline.domain.inventory import (
+    DEFAULT_LOW_STOCK_THRESHOLD,
     MAX_DESCRIPTION,
     MAX_PRICE,
     MAX_STOCK,
@@ -10,6 +11,7 @@ from pipeline.domain.inventory import (
     checked_description,
     checked_price,
     checked_stock,
+    checked_threshold,
     validated_fields,
 )
 from pipeline.domain.orders import (
@@ -45,6 +47,7 @@ __all__ = [
     "ADDRESS_FIELDS",
     "CURRENCY",
     "CUSTOMER_PREFIX_LENGTH",
+    "DEFAULT_LOW_STOCK_THRESHOLD",
     "ITEM_NAME_RE",
     "MAX_CUSTOMER_NAME",
     "MAX_DESCRIPTION",
@@ -64,6 +67,7 @@ __all__ = [
     "checked_description",
     "checked_price",
     "checked_stock",
+    "checked_threshold",
     "customer_prefix",
     "customer_search_key",
     "execution_name",
