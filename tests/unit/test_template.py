@@ -121,9 +121,19 @@ def test_orders_table_keys_indexes_stream_billing_and_protection(
             {"AttributeName": "CustomerName", "KeyType": "HASH"},
             {"AttributeName": "OrderDate", "KeyType": "RANGE"},
         ],
+        "CustomerPrefixIndex": [
+            {"AttributeName": "CustomerPrefix", "KeyType": "HASH"},
+            {"AttributeName": "OrderDate", "KeyType": "RANGE"},
+        ],
     }
     declared = {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]}
-    assert declared == {"OrderId": "S", "Status": "S", "OrderDate": "S", "CustomerName": "S"}
+    assert declared == {
+        "OrderId": "S",
+        "Status": "S",
+        "OrderDate": "S",
+        "CustomerName": "S",
+        "CustomerPrefix": "S",
+    }
     # And its stream carries both images, billing is on demand, encryption and PITR are on
     assert props["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
     assert props["BillingMode"] == "PAY_PER_REQUEST"
