@@ -109,7 +109,7 @@ def test_orders_table_keys_indexes_stream_billing_and_protection(
 ) -> None:
     # Given the Orders table
     props = _props(resources, "OrdersTable")
-    # Then it is keyed by OrderId, with the status and customer indexes sorted by OrderDate
+    # Then it is keyed by OrderId, with the status, customer and client indexes by OrderDate
     assert props["KeySchema"] == [{"AttributeName": "OrderId", "KeyType": "HASH"}]
     indexes = {i["IndexName"]: i["KeySchema"] for i in props["GlobalSecondaryIndexes"]}
     assert indexes == {
@@ -121,9 +121,19 @@ def test_orders_table_keys_indexes_stream_billing_and_protection(
             {"AttributeName": "CustomerName", "KeyType": "HASH"},
             {"AttributeName": "OrderDate", "KeyType": "RANGE"},
         ],
+        "ClientIndex": [
+            {"AttributeName": "ClientId", "KeyType": "HASH"},
+            {"AttributeName": "OrderDate", "KeyType": "RANGE"},
+        ],
     }
     declared = {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]}
-    assert declared == {"OrderId": "S", "Status": "S", "OrderDate": "S", "CustomerName": "S"}
+    assert declared == {
+        "OrderId": "S",
+        "Status": "S",
+        "OrderDate": "S",
+        "CustomerName": "S",
+        "ClientId": "S",
+    }
     # And its stream carries both images, billing is on demand, encryption and PITR are on
     assert props["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
     assert props["BillingMode"] == "PAY_PER_REQUEST"
