@@ -226,6 +226,12 @@ class Provisioner:
         """What Ref and Fn::GetAtt give for a resource that is not created locally."""
         name = self._name(logical_id)
         if rtype == "AWS::KMS::Key":
+            if "kms" in self.clients:
+                # moto's KMS is the stand-in code encrypts with (webhook secrets): a real key
+                # there, in memory, so a restart makes a new one (docs/webhooks.md).
+                description = self.clients["kms"].create_key(Description=name)["KeyMetadata"]
+                key_id = description["KeyId"]
+                return Physical(key_id, {"Arn": description["Arn"], "KeyId": key_id})
             key_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.stack_name}/{logical_id}"))
             return Physical(key_id, {"Arn": self._arn("kms", f"key/{key_id}"), "KeyId": key_id})
         return Physical(name, {"Arn": self._arn("iam", f"role/{name}")})

@@ -83,7 +83,7 @@ def test_every_function_runs_python_312_with_active_tracing(
     globals_ = template["Globals"]["Function"]
     functions = _of_type(resources, "AWS::Serverless::Function")
     # Then every function runs python3.12 with X-Ray tracing, none overriding either
-    assert len(functions) == 6
+    assert len(functions) == 8
     assert globals_["Runtime"] == "python3.12"
     assert globals_["Tracing"] == "Active"
     for logical_id, function in functions.items():
@@ -319,7 +319,7 @@ def test_error_names_of_the_definition_are_pipeline_exceptions(states: dict[str,
 def test_every_log_group_has_a_retention(resources: dict[str, Any]) -> None:
     # Given every log group of the template
     groups = _of_type(resources, "AWS::Logs::LogGroup")
-    assert len(groups) == 7
+    assert len(groups) == 9
     # Then each expires its logs
     for logical_id, group in groups.items():
         assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, logical_id
