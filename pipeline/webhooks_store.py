@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -219,7 +220,8 @@ class WebhookStore:
                 Key=self._key(client_id, subscription_id),
                 UpdateExpression="SET FailingSince = if_not_exists(FailingSince, :now)",
                 ConditionExpression="attribute_exists(PK)",
-                ExpressionAttributeValues=serialize({":now": now}),
+                # DynamoDB's serializer takes Decimal, not float.
+                ExpressionAttributeValues=serialize({":now": Decimal(str(round(now, 3)))}),
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
