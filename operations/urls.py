@@ -23,7 +23,8 @@ from operations.views.inventory import (
     inventory_edit_view,
     inventory_view,
 )
-from operations.views.order_actions import order_action_view, requeue_stranded_view
+from operations.views.jobs import job_progress_view, job_start_view, job_view, jobs_view
+from operations.views.order_actions import order_action_view
 from operations.views.orders import order_detail_view, orders_view
 
 app_name = "operations"
@@ -49,7 +50,13 @@ ORDERS_DLQ = {"queue": ReplayJob.Queue.ORDERS_DLQ}
 urlpatterns = [
     path("", dashboard_view, name="dashboard"),
     path("orders/", orders_view, name="orders"),
-    path("orders/requeue-stranded/", requeue_stranded_view, name="requeue-stranded"),
+    # Kept for old links and bookmarks: the re-queue now runs as a background job.
+    path(
+        "orders/requeue-stranded/",
+        job_start_view,
+        {"kind": "requeue_stranded"},
+        name="requeue-stranded",
+    ),
     path("orders/<str:order_id>/", order_detail_view, name="order"),
     path("orders/<str:order_id>/<slug:action>/", order_action_view, name="order-action"),
     path("inventory/", inventory_view, name="inventory"),
@@ -75,4 +82,8 @@ urlpatterns = [
         name="dlq-queue-delete",
     ),
     path("audit/", audit_view, name="audit"),
+    path("jobs/", jobs_view, name="jobs"),
+    path("jobs/<slug:kind>/start/", job_start_view, name="job-start"),
+    path("jobs/<uuid:job_id>/", job_view, name="job"),
+    path("jobs/<uuid:job_id>/progress/", job_progress_view, name="job-progress"),
 ]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlencode
 
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -23,7 +22,6 @@ from operations.web import carry_out, ops_render, staff_required
 from pipeline import wiring
 from pipeline.domain import Order
 from pipeline.errors import InvalidTransition, OrderNotFound
-from pipeline.fulfilment import fulfilment_requeue_stranded
 from pipeline.orders import order_cancel, order_resolve_shipped, order_resubmit
 from pipeline.ports import ReservationStore
 from pipeline.statuses import OrderStatus, sources_of
@@ -91,10 +89,6 @@ ORDER_ACTIONS: dict[str, OrderAction] = {
 }
 
 
-def _reserved_orders_url() -> str:
-    return reverse("operations:orders") + "?" + urlencode({"status": str(OrderStatus.RESERVED)})
-
-
 @staff_required
 @require_http_methods(["GET", "POST"])
 def order_action_view(request: HttpRequest, order_id: str, action: str) -> HttpResponse:
@@ -144,46 +138,4 @@ def order_action_view(request: HttpRequest, order_id: str, action: str) -> HttpR
             (order_id, reverse("operations:order", args=[order_id])),
             (spec.label, None),
         ],
-    )
-
-
-@staff_required
-@require_http_methods(["GET", "POST"])
-def requeue_stranded_view(request: HttpRequest) -> HttpResponse:
-    """Send RESERVED orders that have no workflow execution to the Orders queue again."""
-    form = ReasonForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        carry_out(
-            request,
-            action=Action.REQUEUE_STRANDED,
-            reason=form.cleaned_data["reason"],
-            run=lambda: fulfilment_requeue_stranded(
-                store=wiring.dynamo_store(),
-                workflow=wiring.fulfilment_workflow(),
-                queue=wiring.orders_queue(),
-            ),
-            success=lambda ids: (
-                f"Re-queued {len(ids)} stranded order(s): {', '.join(ids)}."
-                if ids
-                else "No stranded orders: every RESERVED order has its workflow."
-            ),
-            refusals={},
-            detail=lambda ids: {"order_ids": ids},
-        )
-        return redirect(_reserved_orders_url())
-    return ops_render(
-        request,
-        "operations/confirm.html",
-        {
-            "form": form,
-            "explain": (
-                "Every RESERVED order without a workflow execution is sent to the Orders queue "
-                "again (its queue message was lost or purged). Safe to repeat: an order never "
-                "gets two workflows. Celery beat also does this every few minutes."
-            ),
-            "submit_label": "Re-queue stranded orders",
-            "cancel_url": _reserved_orders_url(),
-        },
-        title="Re-queue stranded RESERVED orders?",
-        crumbs=[("Orders", reverse("operations:orders")), ("Re-queue stranded", None)],
     )

@@ -309,6 +309,11 @@ OPS_SWEEP_PAID_MIN_AGE = env_float("OPS_SWEEP_PAID_MIN_AGE", 300.0)
 OPS_SWEEP_MAX_RUNS = env_int("OPS_SWEEP_MAX_RUNS", 3)
 OPS_SWEEP_MAX_RESENDS = env_int("OPS_SWEEP_MAX_RESENDS", 3)
 OPS_SWEEP_MAX_ORDERS = env_int("OPS_SWEEP_MAX_ORDERS", 100)
+# A background job (operations.BackgroundJob) whose worker has not written its row for this
+# long is taken as dead and may be run again; a worker writes at least every batch.
+OPS_JOB_STALE_SECONDS = env_float("OPS_JOB_STALE_SECONDS", 120.0)
+# How many RESERVED orders one staff-run re-queue examines (one DescribeExecution each).
+OPS_REQUEUE_STRANDED_MAX_ORDERS = env_int("OPS_REQUEUE_STRANDED_MAX_ORDERS", 1000)
 CELERY_BEAT_SCHEDULE = {
     "requeue-stranded-orders": {
         "task": "operations.requeue_stranded_orders",

@@ -116,7 +116,6 @@ def test_every_operations_form_carries_a_csrf_token(staff: Client, store: Dynamo
         reverse("operations:inventory-adjust", args=[name]),
         reverse("operations:inventory-edit", args=[name]),
         reverse("operations:inventory-delete", args=[name]),
-        reverse("operations:requeue-stranded"),
         reverse("operations:order-action", args=["some-order", "cancel"]),
         reverse("operations:dlq-delete", args=["some-message"]),
     ):
