@@ -125,6 +125,10 @@ def test_orders_table_keys_indexes_stream_billing_and_protection(
             {"AttributeName": "ClientId", "KeyType": "HASH"},
             {"AttributeName": "OrderDate", "KeyType": "RANGE"},
         ],
+        "CustomerPrefixIndex": [
+            {"AttributeName": "CustomerPrefix", "KeyType": "HASH"},
+            {"AttributeName": "OrderDate", "KeyType": "RANGE"},
+        ],
     }
     declared = {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]}
     assert declared == {
@@ -133,6 +137,7 @@ def test_orders_table_keys_indexes_stream_billing_and_protection(
         "OrderDate": "S",
         "CustomerName": "S",
         "ClientId": "S",
+        "CustomerPrefix": "S",
     }
     # And its stream carries both images, billing is on demand, encryption and PITR are on
     assert props["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
