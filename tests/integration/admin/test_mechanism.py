@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from operations.admin.inventory import InventoryItemAdmin
+from operations.admin.orders import OrderAdmin
 from operations.audit import Action, record
 from operations.models import InventoryItem as InventoryRow
 from pipeline.adapters.dynamodb import DynamoStore
@@ -132,3 +133,41 @@ def test_unmanaged_models_have_no_table_and_are_never_queried(db: None):
         from django.contrib import admin
 
         admin.site._registry[InventoryRow].get_queryset(None)
+
+
+def test_a_cursor_is_good_for_its_own_list_only(store: DynamoStore, role_client: Any):
+    # Given a next-page link of the inventory list
+    make_item(store)
+    make_item(store)
+    InventoryItemAdmin.list_per_page = 1
+    try:
+        client = role_client("viewer")
+        first = client.get(ITEMS).content.decode()
+    finally:
+        InventoryItemAdmin.list_per_page = 25
+    cursor = re.search(r"cursor=([^&\"]+)", link(first, "page-next")).group(1)
+
+    # When its cursor is handed to the orders list
+    page = client.get(ORDERS, {"status": "PENDING", "cursor": cursor}, follow=True)
+
+    # Then the orders list refuses it
+    assert "This page link is not valid" in page.content.decode()
+
+
+def test_orders_page_through_the_status_index(store: DynamoStore, role_client: Any):
+    # Given three cancelled orders (and whatever other tests left in that status)
+    made = {make_order(store, OrderStatus.CANCELLED).order_id for _ in range(3)}
+    OrderAdmin.list_per_page = 2
+    try:
+        client = role_client("viewer")
+        seen: list[str] = []
+        page = client.get(ORDERS, {"status": "CANCELLED"}).content.decode()
+        seen += pks(page)
+        while (following := link(page, "page-next")) is not None:
+            page = client.get(ORDERS + following).content.decode()
+            seen += pks(page)
+    finally:
+        OrderAdmin.list_per_page = 25
+
+    # Then every page held at most 2, no order showed twice, and all three were listed
+    assert len(seen) == len(set(seen)) and made <= set(seen)
