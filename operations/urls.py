@@ -20,8 +20,7 @@ from operations.views.inventory import (
     inventory_view,
 )
 from operations.views.jobs import job_progress_view, job_start_view, job_view, jobs_view
-from operations.views.order_actions import order_action_view
-from operations.views.orders import order_detail_view, orders_view
+from operations.views.orders import order_action_view, order_detail_view, orders_view
 
 app_name = "operations"
 
