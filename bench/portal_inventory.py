@@ -2,14 +2,15 @@
 
     .venv/bin/python -m bench.portal_inventory [--items 10000] [--views 60]
 
-Seeds the items into a fresh DynamoDB Local, serves the portal under gunicorn (2 sync workers,
-production settings, SQLite for the staff tables, Redis on 127.0.0.1 db 12 for the catalogue),
-logs in as a superuser, and times page views of /admin/operations/inventoryitem/ one after
-another: the first one (which builds the inventory catalogue from a Scan: beat's work), then
-p50/p95 for page 1, page 58 (reached through the "next" cursors), sorted by price, the
-low-stock filter, a name-prefix search and substring searches of names and descriptions. Each
-view is the whole request: session, permissions, the catalogue query, one BatchGetItem for the
-rows shown, the admin template. The catalogue's Redis keys are removed afterwards.
+Seeds the items into a fresh DynamoDB Local and serves the portal under gunicorn (2 sync
+workers; production settings with collected static files; SQLite for the staff tables; Redis
+on 127.0.0.1 db 12 for the catalogue). Logs in as a superuser and times page views of
+/admin/operations/inventoryitem/, one after another: the first one (which builds the inventory
+catalogue from a Scan: beat's work), then p50/p95 for page 1, page 58 (reached through the
+"next" cursors), sorted by price, the low-stock filter, a name-prefix search and substring
+searches of names and descriptions. Each view is the whole request: session, permissions, the
+catalogue query, one BatchGetItem for the rows shown, the admin template. The catalogue's
+Redis keys are removed afterwards.
 """
 
 from __future__ import annotations
@@ -120,7 +121,6 @@ def main() -> None:
     emulator, tables_env = start_tables("bench-inventory")
     prefix = f"bench-inventory:{uuid.uuid4().hex[:8]}:"
     portal = None
-    log_path: Path | None = None
     try:
         with tempfile.TemporaryDirectory() as tmp:
             password = uuid.uuid4().hex
@@ -138,7 +138,9 @@ def main() -> None:
                 "ORDERS_API_METRICS_ENABLED": "false",
                 "DJANGO_SUPERUSER_PASSWORD": password,
             }
-            for command in (["migrate", "--noinput"],
+            # Production settings serve hashed static files: collect them (into staticfiles/,
+            # which git ignores) as a deployment does.
+            for command in (["migrate", "--noinput"], ["collectstatic", "--noinput"],
                             ["createsuperuser", "--noinput", "--username", "bench",
                              "--email", "bench@example.com"]):  # fmt: skip
                 subprocess.run([sys.executable, "manage.py", *command], cwd=REPO_ROOT, env=env,
@@ -147,7 +149,9 @@ def main() -> None:
             _seed(tables_env, args.items)
             print(f"seeded {args.items} items in {time.perf_counter() - started:.1f} s")
             port = free_port()
-            log_path = Path(tmp) / "portal.log"
+            # The server's log outlives the run (and says why, if a page answered 500).
+            log_path = Path(tempfile.gettempdir()) / f"bench-inventory-portal-{port}.log"
+            print(f"portal log: {log_path}")
             log = log_path.open("wb")
             portal = subprocess.Popen(
                 [sys.executable, "-m", "gunicorn", "portal.wsgi:application", "--bind",
@@ -162,9 +166,10 @@ def main() -> None:
                 time.sleep(0.1)
 
             browser = Browser(port)
-            _, login = browser.request("GET", "/admin/login/")
+            status, login = browser.request("GET", "/admin/login/")
             token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login)
-            assert token, "no CSRF token on the login page"
+            if status != 200 or not token:
+                raise SystemExit(f"login page: {status} {login[:300]!r}")
             status, _ = browser.request(
                 "POST",
                 "/admin/login/?next=/admin/",
@@ -209,10 +214,6 @@ def main() -> None:
                 samples = [browser.timed_get(url)[0] for _ in range(args.views)]
                 p50, p95 = _percentiles(samples)
                 print(f"  {label:36} {p50:8.1f} {p95:8.1f}")
-    except BaseException:
-        if portal is not None and log_path is not None and log_path.exists():
-            print(log_path.read_text()[-3000:], file=sys.stderr)
-        raise
     finally:
         if portal is not None:
             portal.terminate()
