@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 from django.test import Client
-from django.urls import reverse
 
 from operations.models import AuditLogEntry
 from pipeline.adapters.dynamodb import DynamoStore
