@@ -151,3 +151,26 @@ def test_retries_back_off_and_last_more_than_a_day():
         t += policy.delay_after(failures)
     assert 24 * 3600 <= t <= policy.window_s
     assert failures > 25
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/webhooks.md"])
+def test_the_documented_verification_snippet_verifies(doc):
+    # Given the receiver's snippet as the documentation gives it
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / doc).read_text()
+    snippet = text.split("```python\nimport hashlib, hmac, time", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec("import hashlib, hmac, time" + snippet, namespace)
+    documented = namespace["verify"]
+    # When it checks what the delivery function sends
+    import time
+
+    body = b'{"EventId":"e1","Type":"order.shipped"}'
+    now = int(time.time())
+    header = signature(SECRET, now, body)
+    # Then it accepts that, and refuses another body, another secret and an old timestamp
+    assert documented(SECRET, header, body)
+    assert not documented(SECRET, header, body + b" ")
+    assert not documented("whsec_other", header, body)
+    assert not documented(SECRET, signature(SECRET, now - 301, body), body)
