@@ -45,3 +45,6 @@ def _sweep(run: Any) -> Any:
 runs(Kind.SWEEP_PENDING)(_sweep(sweepers.sweep_pending))
 runs(Kind.SWEEP_RESERVED)(_sweep(sweepers.sweep_reserved))
 runs(Kind.SWEEP_PAID)(_sweep(sweepers.sweep_paid))
+
+# The inventory CSV import registers its own runner (operations/inventory_import.py).
+import operations.inventory_import  # noqa: E402, F401

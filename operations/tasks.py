@@ -8,6 +8,7 @@ from operations import sweepers
 from operations.background import run_job
 from operations.deadlines import stop_check
 from operations.jobs import run_replay_job
+from orders_api import metrics
 
 
 @shared_task(name="operations.replay_dlq", bind=True)
@@ -56,3 +57,16 @@ def sweep_stranded_paid_orders() -> dict[str, object]:
     """Resume shipping of PAID orders whose workflow died after the payment (a new run), and
     flag those out of runs for staff (MANUAL_INTERVENTION)."""
     return sweepers.sweep_paid()
+
+
+@shared_task(name="operations.refresh_inventory_catalogue")
+def refresh_inventory_catalogue() -> dict[str, int]:
+    """Celery beat: rebuild the inventory catalogue from the table (the staleness bound for
+    writes made outside the portal) and publish how many items are low on stock."""
+    from operations.catalogue import catalogue  # imported here: it reads Django's settings
+
+    found = catalogue()
+    items = found.refresh()
+    low = found.low_stock_count()
+    metrics.count(metrics.LOW_STOCK_ITEMS, value=low)
+    return {"items": items, "low_stock": low}

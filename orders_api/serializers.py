@@ -274,7 +274,9 @@ class ShipmentSerializer(serializers.Serializer):
     Carrier = serializers.CharField()
     Service = serializers.CharField()
     TrackingNumber = serializers.CharField()
-    EstimatedDelivery = serializers.DateField()
+    EstimatedDelivery = serializers.DateField(
+        required=False, help_text="Absent when staff shipped the order by hand"
+    )
     ShippedAt = serializers.CharField()
 
 

@@ -180,8 +180,14 @@ class OrderDetailView(APIView):
 
 
 def public_fields(order: Order) -> dict[str, Any]:
-    """What the API shows of an order: Order.as_json() less the client's secrets."""
+    """What the API shows of an order: Order.as_json() less the client's secrets and the
+    portal's own business (which staff member acted on it)."""
     shown = order.as_json()
+    shown["StatusHistory"] = [
+        {k: v for k, v in entry.items() if k != "Actor"} for entry in shown.get("StatusHistory", [])
+    ]
+    if isinstance(shown.get("Shipment"), dict):
+        shown["Shipment"].pop("ShippedBy", None)
     return {name: shown[name] for name in ORDER_FIELDS if name in shown}
 
 

@@ -65,6 +65,8 @@ STRANDED_PAID_FOUND: Final = "StrandedPaidFound"
 STRANDED_PAID_REQUEUED: Final = "StrandedPaidRequeued"
 STRANDED_PAID_RESUMED: Final = "StrandedPaidResumed"
 STRANDED_PAID_FLAGGED: Final = "StrandedPaidFlagged"
+# The inventory catalogue's beat task (operations/tasks.py): items at or below their threshold.
+LOW_STOCK_ITEMS: Final = "LowStockItems"
 
 # Every metric above and the `service` dimension it carries: None for the portal's, which it
 # emits without dimensions so that one alarm or graph covers every portal instance.
@@ -102,5 +104,6 @@ SERVICE_OF: Final[Mapping[str, str | None]] = MappingProxyType(
         STRANDED_PAID_REQUEUED: None,
         STRANDED_PAID_RESUMED: None,
         STRANDED_PAID_FLAGGED: None,
+        LOW_STOCK_ITEMS: None,
     }
 )
