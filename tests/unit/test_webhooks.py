@@ -88,6 +88,7 @@ def test_default_events_are_the_final_statuses():
         "order.shipped",
         "order.manual_intervention",
         "order.cancelled",
+        "order.refunded",
     }
     assert check_events(["order.shipped", "order.pending"]) == ("order.pending", "order.shipped")
     assert len(ALL_EVENTS) == len(OrderStatus)
@@ -174,3 +175,37 @@ def test_the_documented_verification_snippet_verifies(doc):
     assert not documented(SECRET, header, body + b" ")
     assert not documented("whsec_other", header, body)
     assert not documented(SECRET, signature(SECRET, now - 301, body), body)
+
+
+def test_the_order_events_filter_passes_exactly_the_status_changes():
+    # Given OrderEventsFunction's filter patterns in template.yaml
+    from pathlib import Path
+
+    from pipeline.local.cfn import load_template
+    from pipeline.local.filters import compile_pattern, matches_any_filter
+    from pipeline.statuses import ALLOWED_TRANSITIONS
+
+    template = load_template(Path(__file__).resolve().parents[2] / "template.yaml")
+    function = template["Resources"]["OrderEventsFunction"]["Properties"]
+    filters = function["Events"]["OrdersStream"]["Properties"]["FilterCriteria"]["Filters"]
+    patterns = [compile_pattern(f["Pattern"]) for f in filters]
+
+    def record(old: str | None, new: str, client: bool = True) -> dict:
+        image = {"OrderId": {"S": "o"}, "Status": {"S": str(new)}}
+        if client:
+            image["ClientId"] = {"S": "k"}
+        dynamodb = {"NewImage": image}
+        if old is not None:
+            dynamodb["OldImage"] = {"OrderId": {"S": "o"}, "Status": {"S": str(old)}}
+        return {"eventName": "MODIFY" if old else "INSERT", "dynamodb": dynamodb}
+
+    # Then every allowed transition of an API client's order passes, in every status
+    for old, targets in ALLOWED_TRANSITIONS.items():
+        for new in targets:
+            assert matches_any_filter(patterns, record(old, new)), (old, new)
+        # And a write that keeps the status does not
+        assert not matches_any_filter(patterns, record(old, old)), old
+    # And a new order passes; orders without a ClientId never do
+    assert matches_any_filter(patterns, record(None, "PENDING"))
+    assert not matches_any_filter(patterns, record(None, "PENDING", client=False))
+    assert not matches_any_filter(patterns, record("PENDING", "RESERVED", client=False))
