@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from django import forms
+from django.conf import settings
 
 from pipeline.dlq import MAX_RATE
 from pipeline.domain import MAX_CUSTOMER_NAME, MAX_DESCRIPTION, MAX_ITEM_NAME, validate_item_name
@@ -93,6 +94,17 @@ def _description_field() -> forms.CharField:
     )
 
 
+def _threshold_field() -> forms.IntegerField:
+    return forms.IntegerField(
+        label="Low-stock threshold",
+        min_value=0,
+        max_value=1_000_000_000,
+        required=False,
+        help_text="Flagged as low at or below this stock; empty: the default "
+        f"({settings.INVENTORY_LOW_STOCK_DEFAULT}).",
+    )
+
+
 class InventoryCreateForm(forms.Form):
     """A new inventory item."""
 
@@ -104,6 +116,7 @@ class InventoryCreateForm(forms.Form):
     stock = forms.IntegerField(min_value=0, max_value=1_000_000_000, initial=0)
     price = _price_field()
     description = _description_field()
+    low_stock_threshold = _threshold_field()
     reason = _reason(required=False)
 
     def clean_item_name(self) -> str:
@@ -134,10 +147,39 @@ class StockAdjustForm(forms.Form):
 
 
 class InventoryEditForm(forms.Form):
-    """Price and description; stock has its own form (an atomic adjustment)."""
+    """Price, description and threshold, guarded by the values the editor saw (`seen`: a
+    fingerprint of them; the save is refused if any changed meanwhile); stock has its own forms."""
 
     price = _price_field()
     description = _description_field()
+    low_stock_threshold = _threshold_field()
+    seen = forms.CharField(widget=forms.HiddenInput, max_length=64)
+    reason = _reason(required=False)
+
+
+class SetStockForm(forms.Form):
+    """An absolute stock level, saved only if the stock is still what the editor saw."""
+
+    stock = forms.IntegerField(label="New stock", min_value=0, max_value=1_000_000_000)
+    seen_stock = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
+    reason = _reason()
+
+
+class ThresholdForm(forms.Form):
+    """The low-stock threshold of the selected items (empty: the default)."""
+
+    low_stock_threshold = _threshold_field()
+    reason = _reason(required=False)
+
+
+class InventoryImportForm(forms.Form):
+    """A CSV file of items (the export's columns) to create or set, as a background job."""
+
+    file = forms.FileField(
+        label="CSV file",
+        help_text="Columns ItemName, Stock, Price, Description, LowStockThreshold (as the "
+        "export writes them); UTF-8, with or without a BOM.",
+    )
     reason = _reason(required=False)
 
 

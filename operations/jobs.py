@@ -138,6 +138,9 @@ def _finish_failed(job_id: Any, error: str, *, lease: str | None = None) -> None
         reason=job.reason,
         message=f"Replay failed: {error}",
         detail={"job": str(job.pk), **job.as_progress()},
+        obj=job,
+        before={"visible": job.total},
+        after=_counts(job),
     )
 
 
@@ -355,8 +358,16 @@ def run_replay_job(
             "rate": job.rate,
             "runs": job.runs,
         },
+        obj=job,
+        before={"visible": job.total},
+        after=_counts(job),
     )
     return job
+
+
+def _counts(job: ReplayJob) -> dict[str, Any]:
+    """A job's state and counts: what its audit entries give as the value after."""
+    return {"state": job.state, **{name: getattr(job, name) for name in COUNTS}}
 
 
 def _continue(job: ReplayJob, lease: str) -> None:
@@ -373,6 +384,7 @@ def cancel_replay_job(job_id: Any, *, user: AbstractBaseUser | AnonymousUser | N
     """Stop a job: a queued or stale one at once, a running one between two batches
     (CANCELLING until its worker sees it). JobRefused if it is finished already."""
     job = ReplayJob.objects.get(pk=job_id)
+    before = _counts(job)
     now = timezone.now()
     stale_before = now - timedelta(seconds=settings.OPS_REPLAY_STALE_SECONDS)
     at_once = Q(state=State.QUEUED) | Q(
@@ -400,6 +412,9 @@ def cancel_replay_job(job_id: Any, *, user: AbstractBaseUser | AnonymousUser | N
         reason=job.reason,
         message=text,
         detail={"job": str(job.pk), **job.as_progress()},
+        obj=job,
+        before=before,
+        after=_counts(job),
     )
     return job
 
@@ -411,6 +426,7 @@ def resume_replay_job(
     run); its next run goes on from its ledger. JobRefused if it is neither stale nor failed
     (or another job of its queue is unfinished)."""
     job = ReplayJob.objects.get(pk=job_id)
+    before = _counts(job)
     stale_before = timezone.now() - timedelta(seconds=settings.OPS_REPLAY_STALE_SECONDS)
     task_id = str(uuid.uuid4())
     try:
@@ -436,6 +452,9 @@ def resume_replay_job(
         reason=job.reason,
         message=f"Replay resumed (run {job.runs + 1}).",
         detail={"job": str(job.pk), **job.as_progress()},
+        obj=job,
+        before=before,
+        after=_counts(job),
     )
     if dispatch:
         _dispatch(job)

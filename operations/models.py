@@ -1,4 +1,5 @@
-"""What the portal keeps of staff operations in SQL: the audit log and the DLQ replay jobs."""
+"""What the portal keeps of staff operations in SQL (the audit log, DLQ replay jobs, background
+jobs), and the unmanaged models of the data in DynamoDB and SQS (operations/data_models.py)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,26 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils import timezone
 
+from operations.data_models import InventoryItem, Order, OrdersDeadLetter, StreamFailure
+
+__all__ = [
+    "AuditLogEntry",
+    "BackgroundJob",
+    "InventoryItem",
+    "Order",
+    "OrdersDeadLetter",
+    "ReplayJob",
+    "ReplayJobMessage",
+    "StreamFailure",
+]
+
 
 class AuditLogEntry(models.Model):
     """One staff action (or a scheduled one) on orders, inventory or the DLQ, and its outcome.
 
-    Rows are only ever added: the admin shows them read-only.
+    Append-only: a row is written before the change as an intent (PENDING) and completed once
+    (SUCCEEDED, REFUSED or FAILED); after that nothing may change or delete it. A PostgreSQL
+    trigger (migration 0005) enforces it, whatever code or SQL tries; the admin offers no way.
     """
 
     class Action(models.TextChoices):
@@ -30,8 +46,12 @@ class AuditLogEntry(models.Model):
         DLQ_REPLAY_RESUME = "dlq_replay_resume", "Resume a DLQ replay"
         DLQ_DELETE = "dlq_discard", "Delete DLQ message"
         DLQ_PURGE = "dlq_purge", "Purge a dead-letter queue"
+        ORDER_REFUND = "order_refund", "Refund order"
+        ORDER_RETRY_SHIPPING = "order_retry_shipping", "Retry shipping"
+        INVENTORY_IMPORT = "inventory_import", "Import inventory CSV"
 
     class Outcome(models.TextChoices):
+        PENDING = "pending", "pending"  # written before the change; completed after it
         SUCCEEDED = "succeeded", "succeeded"
         REFUSED = "refused", "refused"  # the rules said no (e.g. InvalidTransition): no change
         FAILED = "failed", "failed"  # something broke (AWS unreachable, ...)
@@ -53,11 +73,21 @@ class AuditLogEntry(models.Model):
     outcome = models.CharField(max_length=10, choices=Outcome.choices, db_index=True)
     message = models.TextField(blank=True, help_text="What the portal told the staff member.")
     detail = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    # What the action is about, for the object's history page: the model ("operations.order")
+    # and its key.
+    object_type = models.CharField(max_length=100, blank=True, db_index=True)
+    object_id = models.CharField(max_length=200, blank=True, db_index=True)
+    # The object's values before the change and those the change writes (null: not known, as
+    # for entries written before these columns existed).
+    before = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+    after = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+    completed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ("-at", "-id")
         verbose_name = "audit log entry"
         verbose_name_plural = "audit log"
+        default_permissions = ("view",)
 
     def __str__(self) -> str:
         target = self.order_id or self.item_name or ""
@@ -135,8 +165,8 @@ class ReplayJob(models.Model):
     class Meta:
         ordering = ("-created_at",)
         verbose_name = "DLQ replay job"
-        # Until the portal has roles: who may empty a dead-letter queue for good.
-        permissions = [("purge_deadletterqueue", "Can purge a dead-letter queue")]
+        # Started from the dead-letter queues' pages (replay_deadletters), never edited.
+        default_permissions = ("view",)
         constraints = [
             # Two replays of one queue would hide messages from each other and both miscount.
             models.UniqueConstraint(
@@ -245,3 +275,89 @@ class ReplayJobMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.message_id}: {self.outcome}"
+
+
+class BackgroundJob(models.Model):
+    """A piece of staff-requested work run by a Celery worker, not inside the request: a sweeper
+    run, a re-queue of stranded orders, an inventory import. The page polls this row.
+
+    The worker writes the row as it goes (`progress`, `updated_at`): a RUNNING job whose row
+    has not been written for OPS_JOB_STALE_SECONDS lost its worker (`is_stale`) and may be run
+    again, which is safe because every kind of job is (its writes are conditional).
+    """
+
+    class Kind(models.TextChoices):
+        SWEEP_PENDING = "sweep_pending", "Sweep stranded PENDING orders"
+        SWEEP_RESERVED = "sweep_reserved", "Sweep stranded RESERVED orders"
+        SWEEP_PAID = "sweep_paid", "Sweep stranded PAID orders"
+        REQUEUE_STRANDED = "requeue_stranded", "Re-queue stranded RESERVED orders"
+        INVENTORY_IMPORT = "inventory_import", "Import inventory from CSV"
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "queued"
+        RUNNING = "running", "running"
+        SUCCEEDED = "succeeded", "finished"
+        FAILED = "failed", "failed"
+
+    UNFINISHED = (State.QUEUED, State.RUNNING)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=20, choices=Kind.choices, db_index=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    actor = models.CharField(max_length=150)
+    reason = models.TextField(blank=True)
+    # What the job works on (an uploaded file's rows, a cap): each kind reads its own keys.
+    params = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    progress = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(null=True, blank=True)
+    result = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    error = models.TextField(blank=True)
+    celery_task_id = models.CharField(max_length=64, blank=True)
+    runs = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+        verbose_name = "background job"
+        constraints = [
+            # One run of a kind at a time: two imports of one file, or two sweeps of one status,
+            # would only race each other (safely, but to no purpose).
+            models.UniqueConstraint(
+                fields=["kind"],
+                condition=models.Q(state__in=["queued", "running"]),
+                name="one_unfinished_job_per_kind",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.state})"
+
+    @property
+    def done(self) -> bool:
+        """The job will not change any more."""
+        return self.state not in self.UNFINISHED
+
+    @property
+    def is_stale(self) -> bool:
+        """A queued or running job whose worker stopped writing its row: it died, or hangs."""
+        if self.done:
+            return False
+        age = (timezone.now() - self.updated_at).total_seconds()
+        return age > settings.OPS_JOB_STALE_SECONDS
+
+    @property
+    def percent(self) -> int | None:
+        """How far the job is, when its total is known."""
+        if not self.total:
+            return 100 if self.done else None
+        return min(100, round(100 * self.progress / self.total))

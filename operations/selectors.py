@@ -15,6 +15,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from operations.models import AuditLogEntry, ReplayJob, ReplayJobMessage
+from orders_api.models import ClientAPIKey
 from pipeline import aws, wiring
 from pipeline.adapters.sqs import SqsQueue
 from pipeline.config import MissingSetting
@@ -42,6 +43,50 @@ def orders_of_customer(customer: str, *, limit: int, cursor: dict[str, Any] | No
     return wiring.dynamo_store().orders_by_customer(customer, limit=limit, cursor=cursor)
 
 
+def orders_search(
+    *,
+    customer_prefix: str = "",
+    status: OrderStatus | None = None,
+    placed_after: str | None = None,
+    placed_before: str | None = None,
+    oldest_first: bool = False,
+    limit: int,
+    cursor: dict[str, Any] | None,
+) -> Page:
+    """A page of orders, newest (or oldest) first, never a scan: by customer name prefix
+    (CustomerPrefixIndex, the status a filter) or else by status (StatusIndex), each within
+    the date range given. ValueError for a prefix too short or a range that ends first."""
+    store = wiring.dynamo_store()
+    if customer_prefix:
+        return store.orders_by_customer_prefix(
+            customer_prefix,
+            status=status,
+            placed_after=placed_after,
+            placed_before=placed_before,
+            oldest_first=oldest_first,
+            limit=limit,
+            cursor=cursor,
+        )
+    if status is None:
+        raise ValueError("choose a status or search a customer name: no index lists every order")
+    return store.orders_by_status(
+        status,
+        placed_after=placed_after,
+        placed_before=placed_before,
+        oldest_first=oldest_first,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+def api_key_for_client(client_id: str) -> str | None:
+    """The name of the API key whose orders carry `client_id` (its prefix), or None."""
+    key = ClientAPIKey.objects.filter(prefix=client_id).only("name", "revoked").first()
+    if key is None:
+        return None
+    return f"{key.name} (revoked)" if key.revoked else key.name
+
+
 def order_counts_by_status(*, cap: int) -> list[dict[str, Any]]:
     """Orders per status through the StatusIndex, each count stopping near `cap`."""
     store = wiring.dynamo_store()
@@ -54,29 +99,45 @@ def order_counts_by_status(*, cap: int) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class WorkflowRun:
-    """One attempt of an order's fulfilment workflow: its execution, if it ever started."""
+    """One run of an order attempt's fulfilment workflow: its execution, if it ever started."""
 
     attempt: int
     name: str
     described: dict[str, Any] | None  # None: never started
+    run: int = 1
+
+
+# Runs of an earlier attempt are not recorded on the order (WorkflowRun is the current
+# attempt's): they are looked for one by one, up to this many.
+MAX_PROBED_RUNS = 5
 
 
 def order_workflow_runs(order: Order) -> list[WorkflowRun]:
-    """Each attempt's execution, as Step Functions describes it."""
+    """Each attempt's executions (every workflow run of it: a sweeper's restart or a staff
+    retry of shipping is a run of its own), as Step Functions describes them."""
     workflow = wiring.fulfilment_workflow()
     runs = []
     for number in range(1, max(order.attempt, 1) + 1):
-        name = execution_name(order.order_id, number)
-        runs.append(WorkflowRun(number, name, workflow.describe(name)))
+        current = number == order.attempt
+        last = order.workflow_run if current else MAX_PROBED_RUNS
+        for run in range(1, last + 1):
+            name = execution_name(order.order_id, number, run)
+            described = workflow.describe(name)
+            if described is None and run > 1 and not current:
+                break
+            runs.append(WorkflowRun(number, name, described, run))
     return runs
 
 
+def execution_events(execution_arn: str, *, limit: int = 200) -> list[dict[str, Any]]:
+    """An execution's history events, oldest first (at most `limit`)."""
+    answer = aws.client("stepfunctions").get_execution_history(
+        executionArn=execution_arn, maxResults=min(limit, 1000)
+    )
+    return list(answer.get("events", []))[:limit]
+
+
 # -- Inventory ------------------------------------------------------------------------------------
-
-
-def inventory_items() -> list[InventoryItem]:
-    """Every item, by name (case aside)."""
-    return sorted(wiring.dynamo_store().inventory_scan(), key=lambda i: i.item_name.lower())
 
 
 def inventory_item(name: str) -> InventoryItem | None:
@@ -199,12 +260,6 @@ def pipeline_metrics(*, minutes: int) -> dict[str, Any]:
 
 
 # -- The portal's own records ---------------------------------------------------------------------
-
-
-def audit_entries(**filters: str) -> QuerySet[AuditLogEntry]:
-    """Audit log entries, newest first, matching every non-empty filter (field=value)."""
-    matching = {field: value for field, value in filters.items() if value}
-    return AuditLogEntry.objects.filter(**matching)
 
 
 def order_audit(order_id: str, *, limit: int = 50) -> QuerySet[AuditLogEntry]:

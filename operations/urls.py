@@ -1,21 +1,17 @@
-"""The operations pages' routes, mounted at /ops/ by portal/urls.py."""
+"""The operations pages' routes, mounted at /ops/ by portal/urls.py.
 
-from django.urls import path, register_converter
+The dead-letter queues, replay jobs and audit log live in the admin now; their old addresses
+here redirect there (a POST to one lands on the page where the action is now, changing
+nothing), so links and bookmarks keep working.
+"""
+
+from typing import Any
+
+from django.http import HttpRequest, HttpResponseRedirect
+from django.urls import path, register_converter, reverse
 
 from operations.models import ReplayJob
-from operations.views.audit import audit_view
 from operations.views.dashboard import dashboard_view
-from operations.views.dlq import (
-    dlq_delete_view,
-    dlq_look_view,
-    dlq_purge_view,
-    dlq_replay_view,
-    dlq_view,
-    replay_job_cancel_view,
-    replay_job_progress_view,
-    replay_job_resume_view,
-    replay_job_view,
-)
 from operations.views.inventory import (
     inventory_adjust_view,
     inventory_create_view,
@@ -23,8 +19,8 @@ from operations.views.inventory import (
     inventory_edit_view,
     inventory_view,
 )
-from operations.views.order_actions import order_action_view, requeue_stranded_view
-from operations.views.orders import order_detail_view, orders_view
+from operations.views.jobs import job_progress_view, job_start_view, job_view, jobs_view
+from operations.views.orders import order_action_view, order_detail_view, orders_view
 
 app_name = "operations"
 
@@ -44,12 +40,42 @@ class DeadLetterQueueConverter:
 
 
 register_converter(DeadLetterQueueConverter, "dlq")
-ORDERS_DLQ = {"queue": ReplayJob.Queue.ORDERS_DLQ}
+
+QUEUE_PAGES = {
+    ReplayJob.Queue.ORDERS_DLQ: "admin:operations_ordersdeadletter_changelist",
+    ReplayJob.Queue.STREAM_FAILURES: "admin:operations_streamfailure_changelist",
+}
+
+
+def moved(name: str, *, queue_page: bool = False, job: bool = False) -> Any:
+    """A view sending an old /ops/ address to the admin page that replaced it."""
+
+    def redirect_view(request: HttpRequest, **kwargs: Any) -> HttpResponseRedirect:
+        if queue_page:
+            target = reverse(QUEUE_PAGES[kwargs.get("queue", ReplayJob.Queue.ORDERS_DLQ)])
+        elif job:
+            target = reverse(name, args=[kwargs["job_id"]])
+        else:
+            target = reverse(name)
+        query = request.GET.urlencode()
+        return HttpResponseRedirect(target + (f"?{query}" if query and not job else ""))
+
+    return redirect_view
+
+
+to_queue = moved("", queue_page=True)
+to_job = moved("admin:operations_replayjob_change", job=True)
 
 urlpatterns = [
     path("", dashboard_view, name="dashboard"),
     path("orders/", orders_view, name="orders"),
-    path("orders/requeue-stranded/", requeue_stranded_view, name="requeue-stranded"),
+    # Kept for old links and bookmarks: the re-queue now runs as a background job.
+    path(
+        "orders/requeue-stranded/",
+        job_start_view,
+        {"kind": "requeue_stranded"},
+        name="requeue-stranded",
+    ),
     path("orders/<str:order_id>/", order_detail_view, name="order"),
     path("orders/<str:order_id>/<slug:action>/", order_action_view, name="order-action"),
     path("inventory/", inventory_view, name="inventory"),
@@ -57,22 +83,24 @@ urlpatterns = [
     path("inventory/<str:name>/adjust/", inventory_adjust_view, name="inventory-adjust"),
     path("inventory/<str:name>/edit/", inventory_edit_view, name="inventory-edit"),
     path("inventory/<str:name>/delete/", inventory_delete_view, name="inventory-delete"),
-    # The Orders DLQ at its first addresses; each queue at dlq/<queue>/ (ReplayJob.Queue).
-    path("dlq/", dlq_view, ORDERS_DLQ, name="dlq"),
-    path("dlq/replay/", dlq_replay_view, ORDERS_DLQ, name="dlq-replay"),
-    path("dlq/messages/<str:message_id>/delete/", dlq_delete_view, ORDERS_DLQ, name="dlq-delete"),
-    path("dlq/jobs/<uuid:job_id>/", replay_job_view, name="replay-job"),
-    path("dlq/jobs/<uuid:job_id>/progress/", replay_job_progress_view, name="replay-job-progress"),
-    path("dlq/jobs/<uuid:job_id>/cancel/", replay_job_cancel_view, name="replay-job-cancel"),
-    path("dlq/jobs/<uuid:job_id>/resume/", replay_job_resume_view, name="replay-job-resume"),
-    path("dlq/<dlq:queue>/", dlq_view, name="dlq-queue"),
-    path("dlq/<dlq:queue>/look/", dlq_look_view, name="dlq-look"),
-    path("dlq/<dlq:queue>/replay/", dlq_replay_view, name="dlq-queue-replay"),
-    path("dlq/<dlq:queue>/purge/", dlq_purge_view, name="dlq-purge"),
+    # Moved to the admin: the dead-letter queues, their replay jobs, the audit log.
+    path("dlq/", to_queue, name="dlq"),
+    path("dlq/replay/", to_queue, name="dlq-replay"),
+    path("dlq/messages/<str:message_id>/delete/", to_queue, name="dlq-delete"),
+    path("dlq/jobs/<uuid:job_id>/", to_job, name="replay-job"),
     path(
-        "dlq/<dlq:queue>/messages/<str:message_id>/delete/",
-        dlq_delete_view,
-        name="dlq-queue-delete",
+        "dlq/jobs/<uuid:job_id>/progress/", moved("admin:operations_replayjob_progress", job=True)
     ),
-    path("audit/", audit_view, name="audit"),
+    path("dlq/jobs/<uuid:job_id>/cancel/", to_job),
+    path("dlq/jobs/<uuid:job_id>/resume/", to_job),
+    path("dlq/<dlq:queue>/", to_queue, name="dlq-queue"),
+    path("dlq/<dlq:queue>/look/", to_queue),
+    path("dlq/<dlq:queue>/replay/", to_queue),
+    path("dlq/<dlq:queue>/purge/", to_queue),
+    path("dlq/<dlq:queue>/messages/<str:message_id>/delete/", to_queue),
+    path("audit/", moved("admin:operations_auditlogentry_changelist"), name="audit"),
+    path("jobs/", jobs_view, name="jobs"),
+    path("jobs/<slug:kind>/start/", job_start_view, name="job-start"),
+    path("jobs/<uuid:job_id>/", job_view, name="job"),
+    path("jobs/<uuid:job_id>/progress/", job_progress_view, name="job-progress"),
 ]

@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework_api_key.permissions import BaseHasAPIKey, KeyParser
 
 from orders_api import metrics
+from orders_api.key_cache import find_key
 from orders_api.models import ClientAPIKey
 from orders_api.throttling import FailureThrottle, client_address
 
@@ -57,7 +58,7 @@ class ApiKeyAuthentication(BaseAuthentication):
         if not verdict.allowed:
             metrics.count(metrics.KEY_FAILURES_THROTTLED, Address=address, Path=request.path)
             raise TooManyKeyFailures(retry_after=verdict.retry_after_header)
-        key = ClientAPIKey.objects.find(raw)
+        key = find_key(raw)
         reason = None
         if key is None:
             reason = "unknown"

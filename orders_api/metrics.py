@@ -27,11 +27,14 @@ STRANDED_PAID_FOUND = metric_names.STRANDED_PAID_FOUND
 STRANDED_PAID_REQUEUED = metric_names.STRANDED_PAID_REQUEUED
 STRANDED_PAID_RESUMED = metric_names.STRANDED_PAID_RESUMED
 STRANDED_PAID_FLAGGED = metric_names.STRANDED_PAID_FLAGGED
+# A level, not a count: the number of low-stock items at the last catalogue refresh.
+LOW_STOCK_ITEMS = metric_names.LOW_STOCK_ITEMS
 
 
-def count(name: str, **metadata: str) -> None:
-    """Add one to the metric `name` (no dimensions, so one alarm covers it); `metadata` is
-    written beside it for Logs Insights, not as dimensions (they would split the metric)."""
+def count(name: str, *, value: float = 1, **metadata: str) -> None:
+    """Add `value` (one by default) to the metric `name` (no dimensions, so one alarm covers
+    it); `metadata` is written beside it for Logs Insights, not as dimensions (they would split
+    the metric)."""
     if not settings.METRICS_ENABLED:
         return
     # Imported here: powertools' metrics module costs ~60 ms to import, paid only on first use.
@@ -42,7 +45,7 @@ def count(name: str, **metadata: str) -> None:
     namespace = getattr(settings, "METRICS_NAMESPACE", metric_names.NAMESPACE)
     try:
         with single_metric(
-            name=name, unit=MetricUnit.Count, value=1, namespace=namespace
+            name=name, unit=MetricUnit.Count, value=value, namespace=namespace
         ) as metric:
             for key, value in metadata.items():
                 metric.add_metadata(key, value)

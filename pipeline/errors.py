@@ -155,6 +155,18 @@ class InventoryItemNotFound(PipelineError, LookupError):
         super().__init__(f"inventory item '{item_name}' does not exist")
 
 
+class InventoryChangedMeanwhile(PipelineError):
+    """A guarded edit found the item no longer as the editor saw it; nothing was written."""
+
+    def __init__(self, item_name: str, current: object = None):
+        self.item_name = item_name
+        self.current = current  # the row as it is now (an InventoryItem), for the editor
+        super().__init__(
+            f"inventory item '{item_name}' was changed meanwhile; nothing was written, "
+            "look at it again and redo the change"
+        )
+
+
 class MessageNotFound(PipelineError, LookupError):
     """No message with this id is visible in the queue (gone, or being handled elsewhere)."""
 

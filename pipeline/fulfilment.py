@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -279,6 +280,8 @@ def fulfilment_requeue_stranded(
     queue: MessageQueue,
     min_age_seconds: float = 0.0,
     max_requeues: int | None = None,
+    max_orders: int | None = None,
+    on_examined: Callable[[int], None] | None = None,
 ) -> list[str]:
     """Send every RESERVED order that has no workflow execution (of its current run) to the
     Orders queue again.
@@ -292,13 +295,23 @@ def fulfilment_requeue_stranded(
 
     An order whose execution exists but died (failed, timed out, aborted) is left alone here:
     pipeline/sweeps.py starts it again under a new run, or releases it.
+
+    At most `max_orders` RESERVED orders are examined (one DescribeExecution each), so a run's
+    cost is bounded however many orders wait; `on_examined` hears the running count, for a
+    progress bar.
     """
     requeued = []
     cursor = None
     cutoff = time.time() - min_age_seconds
+    examined = 0
     while True:
         page = store.orders_by_status(OrderStatus.RESERVED, limit=100, cursor=cursor)
         for order in page.items:
+            if max_orders is not None and examined >= max_orders:
+                return requeued
+            examined += 1
+            if on_examined is not None:
+                on_examined(examined)
             if min_age_seconds and _timestamp(order.last_updated) > cutoff:
                 continue
             if max_requeues is not None and order.requeue_count >= max_requeues:

@@ -7,12 +7,14 @@ from pipeline.domain import (
     checked_description,
     checked_price,
     checked_stock,
+    checked_threshold,
     validate_item_name,
     validated_fields,
 )
 from pipeline.errors import (
     InsufficientStock,
     InvalidInventoryItem,
+    InventoryChangedMeanwhile,
     InventoryItemExists,
     InventoryItemNotFound,
 )
@@ -26,13 +28,15 @@ def inventory_create(
     stock: object,
     price: object,
     description: object = "",
+    low_stock_threshold: object = None,
 ) -> InventoryItem:
     """Add an item to the Inventory table; never overwrite one (InventoryItemExists).
 
     Raises InvalidInventoryItem naming every bad field: the name as orders may use it,
-    stock a whole number >= 0, price a decimal >= 0 with at most 2 places.
+    stock a whole number >= 0, price a decimal >= 0 with at most 2 places, the threshold
+    empty (the default applies) or a whole number >= 0.
     """
-    item = _checked_item(item_name, stock, price, description)
+    item = checked_item(item_name, stock, price, description, low_stock_threshold)
     if not store.inventory_put_if_absent(item):
         raise InventoryItemExists(item.item_name)
     return item
@@ -54,7 +58,7 @@ def inventory_reset(
     Only a row removed or drained meanwhile makes that step fail (InventoryItemNotFound,
     InsufficientStock), with price and description already set.
     """
-    item = _checked_item(item_name, stock, price, description)
+    item = checked_item(item_name, stock, price, description)
     if store.inventory_put_if_absent(item):
         return item
     current = store.inventory_update_details(
@@ -64,19 +68,29 @@ def inventory_reset(
     return store.inventory_adjust(item.item_name, delta) if delta else current
 
 
-def _checked_item(
-    item_name: object, stock: object, price: object, description: object
+def checked_item(
+    item_name: object,
+    stock: object,
+    price: object,
+    description: object = "",
+    low_stock_threshold: object = None,
 ) -> InventoryItem:
+    """An item built from raw field values; InvalidInventoryItem naming every bad field."""
     values = validated_fields(
         {
             "ItemName": (validate_item_name, item_name),
             "Stock": (checked_stock, stock),
             "Price": (checked_price, price),
             "Description": (checked_description, description),
+            "LowStockThreshold": (checked_threshold, low_stock_threshold),
         }
     )
     return InventoryItem(
-        values["ItemName"], values["Stock"], values["Price"], values["Description"]
+        values["ItemName"],
+        values["Stock"],
+        values["Price"],
+        values["Description"],
+        values["LowStockThreshold"],
     )
 
 
@@ -114,8 +128,57 @@ def inventory_update_details(
     )
 
 
+def inventory_edit(
+    *,
+    store: InventoryStore,
+    seen: InventoryItem,
+    price: object,
+    description: object,
+    low_stock_threshold: object = None,
+) -> InventoryItem:
+    """Change price, description and low-stock threshold, guarded by what the editor saw:
+    if any of the three changed since `seen` was read, nothing is written and
+    InventoryChangedMeanwhile carries the row as it is now. Stock is never part of the write.
+    Returns the row as written (`seen` itself when nothing would change).
+    """
+    values = validated_fields(
+        {
+            "Price": (checked_price, price),
+            "Description": (checked_description, description),
+            "LowStockThreshold": (checked_threshold, low_stock_threshold),
+        }
+    )
+    new = (values["Price"], values["Description"], values["LowStockThreshold"])
+    if new == (seen.price, seen.description, seen.low_stock_threshold):
+        return seen
+    return store.inventory_update_details_if(
+        seen, price=new[0], description=new[1], low_stock_threshold=new[2]
+    )
+
+
+def inventory_set_stock(
+    *, store: InventoryStore, item_name: str, seen_stock: object, stock: object
+) -> InventoryItem:
+    """Set an absolute stock level, only if the stock is still `seen_stock` (what the editor
+    saw): a reservation or restock in between raises InventoryChangedMeanwhile and nothing is
+    written, so it is never silently undone. Setting the stock it already has writes nothing.
+    """
+    values = validated_fields(
+        {"Stock": (checked_stock, stock), "Seen": (checked_stock, seen_stock)}
+    )
+    if values["Stock"] == values["Seen"]:
+        row = store.inventory_get(item_name)
+        if row is None:
+            raise InventoryItemNotFound(item_name)
+        if row.stock != values["Seen"]:
+            raise InventoryChangedMeanwhile(item_name, row)
+        return row
+    return store.inventory_set_stock_if(item_name, seen_stock=values["Seen"], stock=values["Stock"])
+
+
 def inventory_remove(*, store: InventoryStore, item_name: str) -> InventoryItem:
-    """Delete an item; return it as it was. Orders that reserved it keep their reservation,
-    and stock they give back later recreates the row (release uses if_not_exists).
+    """Delete an item; return it as it was. Orders that reserved it keep their reservation;
+    stock they give back later is not returned to it (the row is never re-created: see
+    DynamoStore.release) and is recorded on the order as StockNotReturned.
     """
     return store.inventory_delete_existing(item_name)

@@ -118,8 +118,10 @@ class OrderStore(Protocol):
         expected: Iterable[OrderStatus] | None = None,
         set_fields: Mapping[str, Any] | None = None,
         remove_fields: Sequence[str] = (),
+        actor: str | None = None,
     ) -> Order:
-        """Move the order to `target` if its status allows; OrderNotFound or InvalidTransition."""
+        """Move the order to `target` if its status allows (`actor`: the staff member, written
+        into the history entry); OrderNotFound or InvalidTransition."""
         ...
 
     def order_set_fields(
@@ -158,9 +160,12 @@ class OrderStore(Protocol):
         limit: int = 50,
         cursor: dict[str, Any] | None = None,
         placed_before: str | None = None,
+        placed_after: str | None = None,
+        oldest_first: bool = False,
     ) -> Page:
-        """Orders in one status, newest first; with `placed_before`, only those whose OrderDate
-        is at or before it (the index's sort key: the sweepers' bound)."""
+        """Orders in one status, newest first (or oldest first); with `placed_before`
+        (`placed_after`), only those whose OrderDate is at or before (after) it (the index's
+        sort key: the sweepers' bound, the staff's date range)."""
         ...
 
     def orders_by_customer(
@@ -197,6 +202,22 @@ class InventoryStore(Protocol):
         """Set price and description, never stock; InventoryItemNotFound if absent."""
         ...
 
+    def inventory_update_details_if(
+        self,
+        seen: InventoryItem,
+        *,
+        price: Decimal,
+        description: str,
+        low_stock_threshold: int | None,
+    ) -> InventoryItem:
+        """Set price, description and threshold if all are still as `seen`;
+        InventoryChangedMeanwhile otherwise, InventoryItemNotFound if absent."""
+        ...
+
+    def inventory_set_stock_if(self, name: str, *, seen_stock: int, stock: int) -> InventoryItem:
+        """Set the stock if it is still `seen_stock`; InventoryChangedMeanwhile otherwise."""
+        ...
+
     def inventory_delete_existing(self, name: str) -> InventoryItem:
         """Remove a row and return it as it was; InventoryItemNotFound if absent."""
         ...
@@ -222,8 +243,11 @@ class ReservationStore(OrderStore, InventoryStore, Protocol):
         now: str,
         *,
         set_fields: Mapping[str, Any] | None = None,
+        expected: Sequence[OrderStatus] = (OrderStatus.RESERVED,),
+        actor: str | None = None,
     ) -> Order:
-        """Give back every line's stock and move the order RESERVED -> `target`, once."""
+        """Give back every line's stock and move the order from `expected` (RESERVED unless
+        staff release a MANUAL_INTERVENTION order) to `target`, once."""
         ...
 
 

@@ -16,11 +16,15 @@ class OrderStatus(StrEnum):
     SHIPPED = "SHIPPED"
     MANUAL_INTERVENTION = "MANUAL_INTERVENTION"
     CANCELLED = "CANCELLED"
+    # Staff refunded a paid order that could not ship and gave its stock back.
+    REFUNDED = "REFUNDED"
 
 
 # Staff may resubmit a rejected or payment-failed order (PENDING again, after restocking or
-# fixing the cause); the stream picks it up like a new one. A paid order is never cancelled here:
-# that needs a refund, which this system leaves to staff outside it.
+# fixing the cause); the stream picks it up like a new one. A paid order is never cancelled: an
+# order that could not ship (MANUAL_INTERVENTION) is shipped by hand (SHIPPED), handed back to
+# the workflow for another shipping attempt (PAID again, under a new workflow run), or refunded
+# with its stock given back (REFUNDED); pipeline/staff_actions.py holds those actions.
 ALLOWED_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     OrderStatus.PENDING: frozenset(
         {OrderStatus.RESERVED, OrderStatus.REJECTED, OrderStatus.CANCELLED}
@@ -29,11 +33,14 @@ ALLOWED_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
         {OrderStatus.PAID, OrderStatus.PAYMENT_FAILED, OrderStatus.CANCELLED}
     ),
     OrderStatus.PAID: frozenset({OrderStatus.SHIPPED, OrderStatus.MANUAL_INTERVENTION}),
-    OrderStatus.MANUAL_INTERVENTION: frozenset({OrderStatus.SHIPPED}),
+    OrderStatus.MANUAL_INTERVENTION: frozenset(
+        {OrderStatus.SHIPPED, OrderStatus.PAID, OrderStatus.REFUNDED}
+    ),
     OrderStatus.REJECTED: frozenset({OrderStatus.PENDING}),
     OrderStatus.PAYMENT_FAILED: frozenset({OrderStatus.PENDING}),
     OrderStatus.SHIPPED: frozenset(),
     OrderStatus.CANCELLED: frozenset(),
+    OrderStatus.REFUNDED: frozenset(),
 }
 
 # Statuses the automated pipeline never moves an order out of.
@@ -44,6 +51,7 @@ FINAL_STATUSES: frozenset[OrderStatus] = frozenset(
         OrderStatus.SHIPPED,
         OrderStatus.MANUAL_INTERVENTION,
         OrderStatus.CANCELLED,
+        OrderStatus.REFUNDED,
     }
 )
 

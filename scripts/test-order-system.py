@@ -24,7 +24,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-FINAL = {"REJECTED", "PAYMENT_FAILED", "SHIPPED", "MANUAL_INTERVENTION", "CANCELLED"}
+FINAL = {"REJECTED", "PAYMENT_FAILED", "SHIPPED", "MANUAL_INTERVENTION", "CANCELLED", "REFUNDED"}
 
 
 @dataclass

@@ -24,10 +24,11 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from pipeline.adapters.dynamodb import deserialize, serialize
-from pipeline.domain import InventoryItem, Order, OrderLine
+from pipeline.domain import InventoryItem, Order, OrderLine, StatusChange
 from pipeline.errors import (
     InsufficientStock,
     InvalidTransition,
+    InventoryChangedMeanwhile,
     InventoryItemNotFound,
     OrderAlreadyExists,
     OrderNotFound,
@@ -127,6 +128,7 @@ class FakeStore:
         expected: Iterable[OrderStatus] | None = None,
         set_fields: Mapping[str, Any] | None = None,
         remove_fields: Sequence[str] = (),
+        actor: str | None = None,
     ) -> Order:
         """Move the order to `target` if its status allows; OrderNotFound or InvalidTransition."""
         self.writes.append(f"order_transition {order_id}")
@@ -139,7 +141,15 @@ class FakeStore:
             raise OrderNotFound(order_id)
         if item["Status"] not in allowed:
             raise InvalidTransition(order_id, item["Status"], str(target))
-        self._move(item, target, reason, now, set_fields=set_fields, remove_fields=remove_fields)
+        self._move(
+            item,
+            target,
+            reason,
+            now,
+            set_fields=set_fields,
+            remove_fields=remove_fields,
+            actor=actor,
+        )
         return self.order(order_id)
 
     def order_set_fields(
@@ -228,10 +238,14 @@ class FakeStore:
         limit: int = 50,
         cursor: dict[str, Any] | None = None,
         placed_before: str | None = None,
+        placed_after: str | None = None,
+        oldest_first: bool = False,
     ) -> Page:
-        """Orders in one status, newest first (the StatusIndex); with `placed_before`, only
-        those whose OrderDate is at or before it (a key condition on the index's sort key)."""
-        return self._query("Status", str(status), limit, cursor, placed_before)
+        """Orders in one status, newest first or oldest first (the StatusIndex); with
+        `placed_before` (`placed_after`), only those whose OrderDate is at or before (after) it."""
+        return self._query(
+            "Status", str(status), limit, cursor, placed_before, placed_after, oldest_first
+        )
 
     def orders_by_customer(
         self, customer_name: str, *, limit: int = 50, cursor: dict[str, Any] | None = None
@@ -246,6 +260,8 @@ class FakeStore:
         limit: int,
         cursor: dict[str, Any] | None,
         placed_before: str | None = None,
+        placed_after: str | None = None,
+        oldest_first: bool = False,
     ) -> Page:
         # An index holds the items that have its keys, sorted by OrderDate; read backwards.
         def position(item: Mapping[str, Any]) -> tuple[str, str]:
@@ -258,11 +274,14 @@ class FakeStore:
                 if i.get(key) == value
                 and "OrderDate" in i
                 and (placed_before is None or i["OrderDate"] <= placed_before)
+                and (placed_after is None or i["OrderDate"] >= placed_after)
             ),
             key=position,
-            reverse=True,
+            reverse=not oldest_first,
         )
-        if cursor:
+        if cursor and oldest_first:
+            matching = [i for i in matching if position(i) > position(cursor)]
+        elif cursor:
             matching = [i for i in matching if position(i) < position(cursor)]
         page = matching[:limit]
         # DynamoDB stops at Limit and returns LastEvaluatedKey even if nothing follows.
@@ -284,6 +303,7 @@ class FakeStore:
         set_fields: Mapping[str, Any] | None = None,
         remove_fields: Sequence[str] = (),
         increment: Mapping[str, int] | None = None,
+        actor: str | None = None,
     ) -> None:
         # The adapter's one update: SET status, reason, time, history + fields; ADD; REMOVE.
         item.update(
@@ -294,7 +314,7 @@ class FakeStore:
                     "LastUpdated": now,
                     "StatusHistory": [
                         *item.get("StatusHistory", []),
-                        {"Status": str(target), "At": now, "Reason": reason},
+                        StatusChange(target, now, reason, actor).as_item(),
                     ],
                     **(set_fields or {}),
                 }
@@ -344,6 +364,44 @@ class FakeStore:
             raise InventoryItemNotFound(name)
         stored = _stored({"Price": price, "Description": description})
         self.inventory[name] = InventoryItem.from_item({**row.as_item(), **stored})
+        return self.inventory[name]
+
+    def inventory_update_details_if(
+        self,
+        seen: InventoryItem,
+        *,
+        price: Decimal,
+        description: str,
+        low_stock_threshold: int | None,
+    ) -> InventoryItem:
+        """Set price, description and threshold if all are still as `seen`."""
+        self.writes.append(f"inventory_update_details_if {seen.item_name}")
+        row = self.inventory.get(seen.item_name)
+        if row is None:
+            raise InventoryItemNotFound(seen.item_name)
+        if (row.price, row.description, row.low_stock_threshold) != (
+            seen.price,
+            seen.description,
+            seen.low_stock_threshold,
+        ):
+            raise InventoryChangedMeanwhile(seen.item_name, row)
+        self.inventory[seen.item_name] = replace(
+            row,
+            price=_stored({"P": price})["P"],
+            description=description,
+            low_stock_threshold=low_stock_threshold,
+        )
+        return self.inventory[seen.item_name]
+
+    def inventory_set_stock_if(self, name: str, *, seen_stock: int, stock: int) -> InventoryItem:
+        """Set the stock if it is still `seen_stock`."""
+        self.writes.append(f"inventory_set_stock_if {name}")
+        row = self.inventory.get(name)
+        if row is None:
+            raise InventoryItemNotFound(name)
+        if row.stock != seen_stock:
+            raise InventoryChangedMeanwhile(name, row)
+        self.inventory[name] = replace(row, stock=stock)
         return self.inventory[name]
 
     def inventory_delete_existing(self, name: str) -> InventoryItem:
@@ -412,22 +470,29 @@ class FakeStore:
         now: str,
         *,
         set_fields: Mapping[str, Any] | None = None,
+        expected: Sequence[OrderStatus] = (OrderStatus.RESERVED,),
+        actor: str | None = None,
     ) -> Order:
-        """Give back every line's stock and move the order RESERVED -> `target`, once."""
+        """Give back every line's stock and move the order from `expected` to `target`, once."""
         self.writes.append(f"release {order_id}")
         _check_paths(set_fields or {}, ())
         item = self.orders.get(order_id)
         if item is None:
             raise OrderNotFound(order_id)
-        if item["Status"] != OrderStatus.RESERVED:
+        if item["Status"] not in {str(s) for s in expected}:
             raise InvalidTransition(order_id, OrderStatus(item["Status"]), str(target))
+        lost = []
         for line in lines:
-            # if_not_exists: stock given back to an item deleted meanwhile recreates its row.
-            row = self.inventory.get(line.item_name) or InventoryItem(
-                line.item_name, 0, Decimal("0")
-            )
+            row = self.inventory.get(line.item_name)
+            if row is None:
+                # A deleted item is never re-created: its units are recorded on the order.
+                lost.append({"ItemName": line.item_name, "Quantity": line.quantity})
+                continue
             self.inventory[line.item_name] = replace(row, stock=row.stock + line.quantity)
-        self._move(item, target, reason, now, set_fields=set_fields)
+        if lost:
+            before = item.get("StockNotReturned", [])
+            item["StockNotReturned"] = [*before, *_stored({"L": lost})["L"]]
+        self._move(item, target, reason, now, set_fields=set_fields, actor=actor)
         return self.order(order_id)
 
 

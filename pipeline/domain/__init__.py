@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pipeline.domain.inventory import (
+    DEFAULT_LOW_STOCK_THRESHOLD,
     MAX_DESCRIPTION,
     MAX_PRICE,
     MAX_STOCK,
@@ -10,11 +11,13 @@ from pipeline.domain.inventory import (
     checked_description,
     checked_price,
     checked_stock,
+    checked_threshold,
     validated_fields,
 )
 from pipeline.domain.orders import (
     ADDRESS_FIELDS,
     CURRENCY,
+    CUSTOMER_PREFIX_LENGTH,
     ITEM_NAME_RE,
     MAX_CUSTOMER_NAME,
     MAX_DISTINCT_ITEMS,
@@ -27,6 +30,8 @@ from pipeline.domain.orders import (
     OrderLine,
     StatusChange,
     StepOutcome,
+    customer_prefix,
+    customer_search_key,
     execution_name,
     new_order_id,
     parse_items,
@@ -41,6 +46,8 @@ from pipeline.domain.orders import (
 __all__ = [
     "ADDRESS_FIELDS",
     "CURRENCY",
+    "CUSTOMER_PREFIX_LENGTH",
+    "DEFAULT_LOW_STOCK_THRESHOLD",
     "ITEM_NAME_RE",
     "MAX_CUSTOMER_NAME",
     "MAX_DESCRIPTION",
@@ -60,6 +67,9 @@ __all__ = [
     "checked_description",
     "checked_price",
     "checked_stock",
+    "checked_threshold",
+    "customer_prefix",
+    "customer_search_key",
     "execution_name",
     "new_order_id",
     "parse_items",

@@ -13,6 +13,9 @@ from pipeline.errors import InvalidInventoryItem
 MAX_STOCK = 1_000_000_000
 MAX_PRICE = Decimal("1000000000")
 MAX_DESCRIPTION = 500
+# An item is "low" when its stock is at or below its threshold; items without their own
+# threshold use the default (the portal's INVENTORY_LOW_STOCK_DEFAULT setting passes it in).
+DEFAULT_LOW_STOCK_THRESHOLD = 10
 
 
 @dataclass(frozen=True)
@@ -23,25 +26,39 @@ class InventoryItem:
     stock: int
     price: Decimal
     description: str = ""
+    low_stock_threshold: int | None = None  # None: the default threshold applies
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> InventoryItem:
         """Read a stored row."""
+        threshold = item.get("LowStockThreshold")
         return cls(
             item_name=item["ItemName"],
             stock=int(item.get("Stock", 0)),
             price=Decimal(str(item.get("Price", "0"))),
             description=item.get("Description", ""),
+            low_stock_threshold=None if threshold is None else int(threshold),
         )
 
     def as_item(self) -> dict[str, Any]:
-        """The stored shape (seed attribute names)."""
-        return {
+        """The stored shape (seed attribute names; LowStockThreshold only when set)."""
+        item: dict[str, Any] = {
             "ItemName": self.item_name,
             "Stock": self.stock,
             "Price": self.price,
             "Description": self.description,
         }
+        if self.low_stock_threshold is not None:
+            item["LowStockThreshold"] = self.low_stock_threshold
+        return item
+
+    def threshold(self, default: int = DEFAULT_LOW_STOCK_THRESHOLD) -> int:
+        """The stock level at or below which this item counts as low."""
+        return default if self.low_stock_threshold is None else self.low_stock_threshold
+
+    def is_low(self, default: int = DEFAULT_LOW_STOCK_THRESHOLD) -> bool:
+        """Stock at or below the item's threshold (or the default one)."""
+        return self.stock <= self.threshold(default)
 
 
 def checked_stock(raw: object, *, allow_negative: bool = False) -> int:
@@ -54,6 +71,13 @@ def checked_stock(raw: object, *, allow_negative: bool = False) -> int:
     if abs(raw) > MAX_STOCK:
         raise ValueError(f"must be at most {MAX_STOCK:,} in size")
     return raw
+
+
+def checked_threshold(raw: object) -> int | None:
+    """A low-stock threshold: empty (use the default) or a stock level; ValueError if not."""
+    if raw is None or raw == "":
+        return None
+    return checked_stock(raw)
 
 
 def checked_price(raw: object) -> Decimal:

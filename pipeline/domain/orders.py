@@ -271,20 +271,46 @@ def validate_shipping_address(raw: object) -> dict[str, str] | None:
 
 @dataclass(frozen=True)
 class StatusChange:
-    """One entry of an order's status history."""
+    """One entry of an order's status history; `actor` names the staff member who made the
+    change (None: the pipeline did)."""
 
     status: OrderStatus
     at: str
     reason: str
+    actor: str | None = None
 
     def as_item(self) -> dict[str, Any]:
-        """The stored shape."""
-        return {"Status": str(self.status), "At": self.at, "Reason": self.reason}
+        """The stored shape (Actor only when a person made the change)."""
+        item = {"Status": str(self.status), "At": self.at, "Reason": self.reason}
+        if self.actor:
+            item["Actor"] = self.actor
+        return item
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> StatusChange:
         """Read a stored entry."""
-        return cls(OrderStatus(item["Status"]), item["At"], item.get("Reason", ""))
+        return cls(
+            OrderStatus(item["Status"]), item["At"], item.get("Reason", ""), item.get("Actor")
+        )
+
+
+# The customer search index (CustomerPrefixIndex) is partitioned by the first few characters
+# of the normalised name: a search needs at least that many, and each partition holds only the
+# names that start alike (a one-letter partition would hold a twenty-sixth of all orders).
+CUSTOMER_PREFIX_LENGTH = 3
+
+
+def customer_search_key(name: str) -> str:
+    """The form names are compared in when staff search by prefix: NFKD without combining
+    marks, case-folded, runs of whitespace as one space. "  José  Ñúñez" -> "jose nunez"."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return " ".join(bare.casefold().split())
+
+
+def customer_prefix(name: str) -> str:
+    """The CustomerPrefixIndex partition a name (or a typed prefix) belongs to."""
+    return customer_search_key(name)[:CUSTOMER_PREFIX_LENGTH]
 
 
 @dataclass(frozen=True)
@@ -423,6 +449,12 @@ class Order:
             "StatusHistory": [change.as_item() for change in self.history],
             "Attempt": self.attempt,
         }
+        search_key = customer_search_key(self.customer_name)
+        if search_key:
+            # Written with the order so the prefix index finds it; orders written before these
+            # attributes existed are not in that index (see docs/operations.md).
+            item["CustomerKey"] = search_key
+            item["CustomerPrefix"] = search_key[:CUSTOMER_PREFIX_LENGTH]
         optional = {
             "ClientId": self.client_id,
             "PaymentToken": self.payment_token,
@@ -444,6 +476,7 @@ class Order:
             "OrderId", "CustomerName", "Items", "Status", "OrderDate", "LastUpdated",
             "StatusReason", "StatusHistory", "ClientId", "Attempt", "PaymentToken",
             "ShippingAddress", "RequestHash", "Reservation", "Payment", "Shipment", "Rejection",
+            "CustomerKey", "CustomerPrefix",
         }  # fmt: skip
         # The seed repeats a name to order more than one; lines of the same item add up.
         totals: dict[str, int] = {}

@@ -192,6 +192,9 @@ ORDERS_API_MAX_BODY_BYTES = env_int("ORDERS_API_MAX_BODY_BYTES", 64 * 1024)
 # Per-key limits shared by every process and Lambda instance (see orders_api/ratelimit.py).
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 RATE_LIMIT_ENABLED = env_bool("RATE_LIMIT_ENABLED", True)
+# How long a process may answer from its cache of API keys (orders_api/key_cache.py): a
+# revoked key is refused by every process at most this many seconds later (0: no cache).
+API_KEY_CACHE_SECONDS = env_float("API_KEY_CACHE_SECONDS", 10.0)
 RATE_LIMIT_KEY_PREFIX = env_str("RATE_LIMIT_KEY_PREFIX", "orders-api:")
 # What to do while Redis cannot be reached: "allow" keeps taking orders (keys are still
 # checked) and counts RateLimiterUnavailable, which template.yaml alarms on; "deny" answers
@@ -309,7 +312,30 @@ OPS_SWEEP_PAID_MIN_AGE = env_float("OPS_SWEEP_PAID_MIN_AGE", 300.0)
 OPS_SWEEP_MAX_RUNS = env_int("OPS_SWEEP_MAX_RUNS", 3)
 OPS_SWEEP_MAX_RESENDS = env_int("OPS_SWEEP_MAX_RESENDS", 3)
 OPS_SWEEP_MAX_ORDERS = env_int("OPS_SWEEP_MAX_ORDERS", 100)
+# Inventory (operations/catalogue.py): the low-stock threshold of items without their own; the
+# catalogue copy in Redis that search and paging read, rebuilt from the table by beat every
+# REFRESH seconds and by a page view that finds it older than MAX_AGE (the staleness bound for
+# writes made outside the portal); the beat task also publishes the LowStockItems metric.
+INVENTORY_LOW_STOCK_DEFAULT = env_int("INVENTORY_LOW_STOCK_DEFAULT", 10)
+INVENTORY_CATALOGUE_REFRESH_SECONDS = env_float("INVENTORY_CATALOGUE_REFRESH_SECONDS", 60.0)
+INVENTORY_CATALOGUE_MAX_AGE_SECONDS = env_float("INVENTORY_CATALOGUE_MAX_AGE_SECONDS", 300.0)
+INVENTORY_CATALOGUE_KEY_PREFIX = env_str("INVENTORY_CATALOGUE_KEY_PREFIX", "ops:catalogue:")
+# CSV imports: the largest file accepted, and the most rows in it.
+INVENTORY_IMPORT_MAX_BYTES = env_int("INVENTORY_IMPORT_MAX_BYTES", 5 * 1024 * 1024)
+INVENTORY_IMPORT_MAX_ROWS = env_int("INVENTORY_IMPORT_MAX_ROWS", 20_000)
+if INVENTORY_LOW_STOCK_DEFAULT < 0:
+    raise ImproperlyConfigured("INVENTORY_LOW_STOCK_DEFAULT must be 0 or more")
+# A background job (operations.BackgroundJob) whose worker has not written its row for this
+# long is taken as dead and may be run again; a worker writes at least every batch.
+OPS_JOB_STALE_SECONDS = env_float("OPS_JOB_STALE_SECONDS", 120.0)
+# How many RESERVED orders one staff-run re-queue examines (one DescribeExecution each).
+OPS_REQUEUE_STRANDED_MAX_ORDERS = env_int("OPS_REQUEUE_STRANDED_MAX_ORDERS", 1000)
 CELERY_BEAT_SCHEDULE = {
+    "inventory-catalogue-refresh": {
+        "task": "operations.refresh_inventory_catalogue",
+        "schedule": INVENTORY_CATALOGUE_REFRESH_SECONDS,
+        "options": {"expires": INVENTORY_CATALOGUE_REFRESH_SECONDS},
+    },
     "requeue-stranded-orders": {
         "task": "operations.requeue_stranded_orders",
         "schedule": OPS_REQUEUE_STRANDED_SECONDS,

@@ -6,7 +6,6 @@ import io
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -14,34 +13,11 @@ import pytest
 from django.core.management import call_command
 
 from orders_api.models import ClientAPIKey
-from tests.integration.api.servers import PortalServer, Reply, start_portal, stop_portal
+from tests.integration.api.servers import PortalServer, Reply
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 TIMEOUT_S = 90
-
-
-@pytest.fixture
-def portal(
-    runtime_env: dict[str, str], django_db_setup: None, tmp_path: Any
-) -> Iterator[PortalServer]:
-    """gunicorn serving the portal against the running local runtime and the test database."""
-    from django.conf import settings
-    from django.db import connection
-
-    db = connection.settings_dict
-    env = {
-        **runtime_env,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": settings.REDIS_URL,
-    }
-    server = start_portal(
-        env, tmp_path / "gunicorn.log", workers=2, prefix=f"test:e2e-{uuid.uuid4().hex[:8]}:"
-    )
-    try:
-        yield server
-    finally:
-        stop_portal(server)
 
 
 def _wait(portal: PortalServer, key: str, order_id: str, want: set[str]) -> dict[str, Any]:

@@ -12,8 +12,9 @@ import pytest
 from pipeline.adapters.dynamodb import DynamoStore
 from pipeline.domain import InventoryItem
 from pipeline.errors import InvalidTransition, OrderAlreadyExists
-from pipeline.orders import order_cancel, order_resubmit, order_submit
+from pipeline.orders import order_submit
 from pipeline.reservation import inventory_release, inventory_reserve
+from pipeline.staff_actions import order_cancel, order_resubmit
 from pipeline.statuses import OrderStatus
 
 pytestmark = pytest.mark.integration
@@ -191,13 +192,15 @@ def test_staff_cancel_of_a_reserved_order_gives_stock_back(store: DynamoStore) -
     )
     inventory_reserve(store=store, order_id=order.order_id)
     # When staff cancel it
-    cancelled = order_cancel(store=store, order_id=order.order_id, actor="staff@example.com")
+    cancelled = order_cancel(
+        store=store, order_id=order.order_id, actor="staff@example.com", reason="test"
+    )
     # Then it is CANCELLED and the stock is back
     assert cancelled.status == OrderStatus.CANCELLED
     assert _stock(store, name) == 5
     # And cancelling again is refused, not applied twice
     with pytest.raises(InvalidTransition):
-        order_cancel(store=store, order_id=order.order_id, actor="staff@example.com")
+        order_cancel(store=store, order_id=order.order_id, actor="staff@example.com", reason="test")
     assert _stock(store, name) == 5
 
 
@@ -208,7 +211,7 @@ def test_resubmitted_order_reserves_again_with_a_new_attempt(store: DynamoStore)
     inventory_reserve(store=store, order_id=order.order_id)
     store.inventory_adjust(name, 3)
     # When staff resubmit it and it is processed again
-    order_resubmit(store=store, order_id=order.order_id, actor="staff")
+    order_resubmit(store=store, order_id=order.order_id, actor="staff", reason="test")
     outcome = inventory_reserve(store=store, order_id=order.order_id)
     # Then it is reserved as attempt 1 (its first reservation) and stock went down
     assert outcome.reserved_now
@@ -225,7 +228,7 @@ def test_a_stale_stream_image_never_reserves_on_old_data(store: DynamoStore) -> 
     first_image = store.order_get(order.order_id)  # PENDING, attempt 0
     inventory_reserve(store=store, order_id=order.order_id)
     inventory_release(store=store, order_id=order.order_id, reason="Payment failed: declined")
-    order_resubmit(store=store, order_id=order.order_id, actor="staff")
+    order_resubmit(store=store, order_id=order.order_id, actor="staff", reason="test")
     # When the first INSERT's image (PENDING, attempt 0) is delivered again
     outcome = inventory_reserve(store=store, order_id=order.order_id, order=first_image)
     # Then the order is reserved as its second attempt, from its current state, once

@@ -14,7 +14,9 @@ may cancel while the gateway is charging. After every step, for every item, read
 - what the item was given (initial stock + net restocks, minus the stock removed with its row,
   plus re-created stock) == its current stock + the units held by the orders that took stock and
   have not given it back (RESERVED, PAID, SHIPPED, MANUAL_INTERVENTION: each order's
-  `Reservation` lines, read from the Orders table).
+  `Reservation` lines, read from the Orders table) + the units given back after the item was
+  removed (a release never re-creates a removed row: it records them on the order as
+  `StockNotReturned`, read from the Orders table too).
 
 The model also predicts every outcome (statuses, stock, which delivery did the work) and checks
 the tables agree. `test_racing_use_cases_conserve_stock` adds steps that run two different use
@@ -88,8 +90,9 @@ from pipeline.fulfilment import (
     shipment_create,
 )
 from pipeline.inventory import inventory_adjust_stock, inventory_create, inventory_remove
-from pipeline.orders import order_cancel, order_resolve_shipped, order_resubmit, order_submit
+from pipeline.orders import order_submit
 from pipeline.reservation import inventory_release, inventory_reserve
+from pipeline.staff_actions import order_cancel, order_mark_shipped, order_resubmit
 from pipeline.statuses import ALLOWED_TRANSITIONS, OrderStatus, can_transition
 
 pytestmark = pytest.mark.integration
@@ -167,6 +170,7 @@ class ModelItem:
     exists: bool = False
     stock: int = 0
     supplied: int = 0  # initial + net restocks - removed with the row + re-created
+    not_returned: int = 0  # given back while the row was removed: recorded on orders
 
 
 @dataclass
@@ -309,9 +313,10 @@ class StockMachine(RuleBasedStateMachine):
         for name, qty in order.held.items():
             item = self.by_name[name]
             if not item.exists:
-                # Release uses if_not_exists: stock given back to a removed item re-creates it.
-                self._saw("a release re-creating a removed row")
-            item.exists = True
+                # Never re-created (it would have no price): the units are recorded instead.
+                self._saw("a release to a removed row, recorded as not returned")
+                item.not_returned += qty
+                continue
             item.stock += qty
         order.held = {}
 
@@ -436,7 +441,7 @@ class StockMachine(RuleBasedStateMachine):
         paid_before = self.store.order_get(order_id).payment if order.status in PAID else None
 
         def staff_cancel() -> None:
-            order_cancel(store=self.store, order_id=order_id, actor="staff")
+            order_cancel(store=self.store, order_id=order_id, actor="staff", reason="test")
 
         gateway = CountingGateway(
             MockPaymentGateway(success_rate=1.0 if approving else 0.0),
@@ -536,8 +541,13 @@ class StockMachine(RuleBasedStateMachine):
         if order.status == OrderStatus.MANUAL_INTERVENTION:
             resolved = _deliver(
                 how,
-                lambda: order_resolve_shipped(
-                    store=self.store, order_id=order_id, actor="staff", note="by courier"
+                lambda: order_mark_shipped(
+                    store=self.store,
+                    order_id=order_id,
+                    actor="staff",
+                    reason="by courier",
+                    carrier="courier",
+                    tracking_number="T1",
                 ),
             )
             assert isinstance(resolved[0], Order) and resolved[0].status == OrderStatus.SHIPPED
@@ -583,7 +593,8 @@ class StockMachine(RuleBasedStateMachine):
         self._step("cancel")
         order = self.model[order_id]
         outcomes = _deliver(
-            how, lambda: order_cancel(store=self.store, order_id=order_id, actor="staff")
+            how,
+            lambda: order_cancel(store=self.store, order_id=order_id, actor="staff", reason="test"),
         )
         if order.status in (OrderStatus.PENDING, OrderStatus.RESERVED):
             # Then one cancel wins and gives back what was reserved; the other is refused
@@ -604,7 +615,10 @@ class StockMachine(RuleBasedStateMachine):
         self._step("resubmit")
         order = self.model[order_id]
         outcome = _deliver(
-            ONCE, lambda: order_resubmit(store=self.store, order_id=order_id, actor="staff")
+            ONCE,
+            lambda: order_resubmit(
+                store=self.store, order_id=order_id, actor="staff", reason="test"
+            ),
         )[0]
         if order.status in (OrderStatus.REJECTED, OrderStatus.PAYMENT_FAILED):
             assert isinstance(outcome, Order) and outcome.status == OrderStatus.PENDING, outcome
@@ -699,6 +713,7 @@ class StockMachine(RuleBasedStateMachine):
     def _stored_orders(self) -> list[Order]:
         ids = list(self.model)
         found: list[Order] = []
+        self.stored_not_returned: Counter[str] = Counter()
         table = self.store.orders_table
         for start in range(0, len(ids), 100):
             request: dict[str, Any] = {
@@ -709,7 +724,11 @@ class StockMachine(RuleBasedStateMachine):
             }
             while request:
                 response = self.store.client.batch_get_item(RequestItems=request)
-                found += [Order.from_item(deserialize(raw)) for raw in response["Responses"][table]]
+                for raw in response["Responses"][table]:
+                    plain = deserialize(raw)
+                    found.append(Order.from_item(plain))
+                    for line in plain.get("StockNotReturned", []):
+                        self.stored_not_returned[line["ItemName"]] += int(line["Quantity"])
                 request = response.get("UnprocessedKeys") or {}
         assert len(found) == len(ids)
         return found
@@ -728,9 +747,12 @@ class StockMachine(RuleBasedStateMachine):
         for item in self.items:
             stock = rows[item.name]
             assert stock is None or stock >= 0, f"{item.name}: stock {stock} below zero"
-            assert item.supplied == (stock or 0) + held[item.name], (
-                f"{item.name}: given {item.supplied}, in stock {stock}, held {held[item.name]}"
+            lost = self.stored_not_returned[item.name]
+            assert item.supplied == (stock or 0) + held[item.name] + lost, (
+                f"{item.name}: given {item.supplied}, in stock {stock}, held {held[item.name]}, "
+                f"not returned {lost}"
             )
+            assert lost == item.not_returned, f"{item.name}: {lost} not returned, model differs"
             if not item.known:
                 assert stock is None and held[item.name] == 0
         # and the tables agree with the model (stock, statuses and who holds what)
@@ -784,9 +806,13 @@ class RacingStockMachine(StockMachine):
         store = self.store
         return {
             "reserve": lambda: inventory_reserve(store=store, order_id=target),
-            "cancel": lambda: order_cancel(store=store, order_id=target, actor="staff"),
+            "cancel": lambda: order_cancel(
+                store=store, order_id=target, actor="staff", reason="test"
+            ),
             "release": lambda: inventory_release(store=store, order_id=target, reason="failed"),
-            "resubmit": lambda: order_resubmit(store=store, order_id=target, actor="staff"),
+            "resubmit": lambda: order_resubmit(
+                store=store, order_id=target, actor="staff", reason="test"
+            ),
             "restock": lambda: inventory_adjust_stock(store=store, item_name=target, delta=delta),
         }[kind]
 
@@ -810,6 +836,7 @@ class RacingStockMachine(StockMachine):
         for name, stock in self._table_stock().items():
             item = self.by_name[name]
             item.exists, item.stock = stock is not None, stock or 0
+            item.not_returned = self.stored_not_returned[name]
 
 
 def _run(machine: type[StockMachine], store: DynamoStore, share: float = 1.0) -> None:

@@ -13,8 +13,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.urls import reverse
 
-from operations.models import AuditLogEntry
+from operations.models import AuditLogEntry, BackgroundJob
 from operations.tasks import sweep_stranded_paid_orders
 from pipeline import aws, wiring
 from pipeline.adapters.dynamodb import DynamoStore
@@ -296,3 +299,40 @@ def test_a_paid_order_whose_workflow_failed_ships_through_the_beat_task(
     emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "_aws" in line]
     names = [m["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"] for m in emitted]
     assert names.count("StrandedPaidFound") >= 1 and names.count("StrandedPaidResumed") >= 1
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db
+def test_staff_run_the_paid_sweeper_as_a_background_job(
+    runtime_store: DynamoStore,
+    runtime_env: dict[str, str],
+    settings: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    # Given an order stuck in PAID (its run 1 FAILED after the charge), and a staff member
+    # allowed to run sweepers (a superuser here; the roles give it to operators)
+    store = runtime_store
+    item = _item(store, stock=5)
+    order = _reserved_with_dead_run(store, item, stop=False)
+    payment_charge(store=store, gateway=wiring.payment_gateway(), order_id=order.order_id)
+    settings.OPS_SWEEP_PAID_MIN_AGE = 0.5
+    time.sleep(0.6)
+    boss = get_user_model().objects.create_superuser(username=f"boss-{uuid.uuid4().hex[:6]}")
+    client = Client()
+    client.force_login(boss)
+
+    # When they start the PAID sweeper from the jobs page (the worker runs it after the commit)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("operations:job-start", args=["sweep_paid"]), {"reason": "stuck in PAID"}
+        )
+
+    # Then the job finished with the order resumed, audited under the staff member's name
+    job = BackgroundJob.objects.get(kind="sweep_paid")
+    assert response["Location"] == reverse("operations:job", args=[job.pk])
+    assert job.state == "succeeded" and order.order_id in job.result["done"]["resumed"]
+    assert job.progress == job.total == job.result["examined"] >= 1
+    entry = AuditLogEntry.objects.get(order_id=order.order_id)
+    assert entry.actor == f"{boss.username} (sweep_stranded_paid)"
+    # And the order ships
+    _wait("SHIPPED", lambda: _in(store, order.order_id, OrderStatus.SHIPPED))

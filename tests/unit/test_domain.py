@@ -19,6 +19,8 @@ from pipeline.domain import (
     Order,
     OrderLine,
     StatusChange,
+    customer_prefix,
+    customer_search_key,
     execution_name,
     parse_items,
     to_json,
@@ -492,7 +494,7 @@ def test_as_item_uses_the_seed_attribute_names_and_omits_empty_optionals() -> No
     # When its stored form is built
     item = _new_order().as_item()
 
-    # Then exactly the seed's attributes plus history and attempt are there
+    # Then exactly the seed's attributes plus history, attempt and the search keys are there
     assert item == {
         "OrderId": "order-1",
         "CustomerName": "Ada",
@@ -503,6 +505,8 @@ def test_as_item_uses_the_seed_attribute_names_and_omits_empty_optionals() -> No
         "StatusReason": "Order received",
         "StatusHistory": [{"Status": "PENDING", "At": T0, "Reason": "Order received"}],
         "Attempt": 0,
+        "CustomerKey": "ada",
+        "CustomerPrefix": "ada",
     }
     assert type(item["Status"]) is str
 
@@ -771,3 +775,22 @@ def test_find_shortages_names_unknown_and_short_lines_only() -> None:
     short = find_shortages([("laptop", 3), ("mouse", 10), ("unicorn", 1)], available)
     # Then the short and the unknown lines are named, the covered one is not
     assert short == [Shortage("laptop", 3, 2), Shortage("unicorn", 1, None)]
+
+
+def test_customer_search_key_ignores_case_accents_and_spacing() -> None:
+    # Given names typed with accents, capitals and extra spaces
+    # Then they compare as one lower-case, accent-free, single-spaced form
+    assert customer_search_key("  José   Ñúñez ") == "jose nunez"
+    assert customer_search_key("ÅSA") == customer_search_key("asa")
+    # And the prefix index partition is its first three characters
+    assert customer_prefix("Jo") == "jo"
+    assert customer_prefix("José Ñúñez") == "jos"
+
+
+def test_a_staff_history_entry_keeps_its_actor_and_a_pipeline_entry_has_none() -> None:
+    staff = StatusChange(OrderStatus.CANCELLED, T1, "Cancelled by staff: phoned", "olga")
+    assert staff.as_item()["Actor"] == "olga"
+    assert StatusChange.from_item(staff.as_item()) == staff
+    pipeline = StatusChange(OrderStatus.RESERVED, T1, "Reserved")
+    assert "Actor" not in pipeline.as_item()
+    assert StatusChange.from_item(pipeline.as_item()).actor is None

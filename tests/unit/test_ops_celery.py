@@ -73,10 +73,12 @@ def test_the_tasks_are_found_and_beat_requeues_stranded_orders_every_five_minute
     # When the app loads the portal's apps
     config = celery_config()
 
-    # Then the operations tasks are registered: replay, the re-queue and the three sweepers
+    # Then the operations tasks are registered: replay, staff-started background jobs, the
+    # re-queue and the three sweepers
     assert config["tasks"] == [
         "operations.replay_dlq",
         "operations.requeue_stranded_orders",
+        "operations.run_background_job",
         "operations.sweep_stranded_paid",
         "operations.sweep_stranded_pending",
         "operations.sweep_stranded_reserved",

@@ -16,7 +16,12 @@ from pipeline.adapters.dynamodb.codec import (
     sleep_backoff,
 )
 from pipeline.domain import InventoryItem
-from pipeline.errors import InsufficientStock, InventoryItemNotFound, Shortage
+from pipeline.errors import (
+    InsufficientStock,
+    InventoryChangedMeanwhile,
+    InventoryItemNotFound,
+    Shortage,
+)
 
 
 class InventoryTable(TableAdapter):
@@ -133,4 +138,72 @@ class InventoryTable(TableAdapter):
             if error_code(exc) == "ConditionalCheckFailedException":
                 raise InventoryItemNotFound(name) from exc
             raise
+        return InventoryItem.from_item(deserialize(response["Attributes"]))
+
+    def inventory_update_details_if(
+        self,
+        seen: InventoryItem,
+        *,
+        price: Decimal,
+        description: str,
+        low_stock_threshold: int | None,
+    ) -> InventoryItem:
+        """Set price, description and threshold only if all three are still as in `seen` (the
+        row the editor looked at); stock is not part of the write. InventoryChangedMeanwhile
+        (with the row as it is) when another edit came first, InventoryItemNotFound if absent.
+        """
+        values: dict[str, Any] = {":p": price, ":d": description, ":op": seen.price}
+        # Rows written before these fields existed may lack them: absent reads as "" / 0 / unset.
+        guards = ["attribute_exists(ItemName)", "Price = :op"]
+        if seen.price == 0:
+            guards[-1] = "(attribute_not_exists(Price) OR Price = :op)"
+        if seen.description:
+            guards.append("Description = :od")
+        else:
+            guards.append("(attribute_not_exists(Description) OR Description = :od)")
+        values[":od"] = seen.description
+        if seen.low_stock_threshold is None:
+            guards.append("attribute_not_exists(LowStockThreshold)")
+        else:
+            guards.append("LowStockThreshold = :ot")
+            values[":ot"] = seen.low_stock_threshold
+        update = "SET Price = :p, Description = :d"
+        if low_stock_threshold is None:
+            update += " REMOVE LowStockThreshold"
+        else:
+            update += ", LowStockThreshold = :t"
+            values[":t"] = low_stock_threshold
+        return self._inventory_guarded_update(seen.item_name, update, " AND ".join(guards), values)
+
+    def inventory_set_stock_if(self, name: str, *, seen_stock: int, stock: int) -> InventoryItem:
+        """Set an absolute stock only if the stock is still `seen_stock`: a reservation or a
+        restock in between makes it fail (InventoryChangedMeanwhile) instead of being undone."""
+        return self._inventory_guarded_update(
+            name,
+            "SET Stock = :n",
+            "attribute_exists(ItemName) AND Stock = :seen",
+            {":n": stock, ":seen": seen_stock},
+        )
+
+    def _inventory_guarded_update(
+        self, name: str, update: str, condition: str, values: dict[str, Any]
+    ) -> InventoryItem:
+        try:
+            response = self.client.update_item(
+                TableName=self.inventory_table,
+                Key={"ItemName": {"S": name}},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=serialize(values),
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            old = exc.response.get("Item")
+            if not old:
+                raise InventoryItemNotFound(name) from exc
+            current = InventoryItem.from_item(deserialize(old))
+            raise InventoryChangedMeanwhile(name, current) from exc
         return InventoryItem.from_item(deserialize(response["Attributes"]))

@@ -8,10 +8,18 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from pipeline.adapters.dynamodb.codec import TableAdapter, deserialize, error_code, serialize
-from pipeline.domain import Order
+from pipeline.domain import (
+    CUSTOMER_PREFIX_LENGTH,
+    Order,
+    StatusChange,
+    customer_search_key,
+)
 from pipeline.errors import InvalidTransition, OrderAlreadyExists, OrderNotFound
 from pipeline.ports import Page
 from pipeline.statuses import OrderStatus, sources_of
+
+# Index reads one listing page may make before it answers with what it has (and a cursor).
+MAX_LISTING_READS = 10
 
 
 class OrdersTable(TableAdapter):
@@ -107,12 +115,15 @@ class OrdersTable(TableAdapter):
         remove_fields: Sequence[str] = (),
         increment: Mapping[str, int] | None = None,
         attempt: int | None = None,
+        actor: str | None = None,
     ) -> dict[str, Any]:
-        """The Update action that moves an order to `target` and appends to its history,
-        guarded by its current status (see _guarded_update)."""
+        """The Update action that moves an order to `target` and appends to its history
+        (naming `actor`, the staff member, if given), guarded by its current status (see
+        _guarded_update)."""
         allowed = sorted(sources_of(target) if expected is None else set(expected))
         if not allowed:
             raise InvalidTransition(order_id, None, str(target))
+        entry = StatusChange(target, now, reason, actor).as_item()
         return self._guarded_update(
             order_id,
             allowed=allowed,
@@ -127,7 +138,7 @@ class OrdersTable(TableAdapter):
                 ":to": str(target),
                 ":r": reason,
                 ":u": now,
-                ":h": [{"Status": str(target), "At": now, "Reason": reason}],
+                ":h": [entry],
                 ":none": [],
             },
             set_fields=set_fields,
@@ -165,8 +176,10 @@ class OrdersTable(TableAdapter):
         expected: Iterable[OrderStatus] | None = None,
         set_fields: Mapping[str, Any] | None = None,
         remove_fields: Sequence[str] = (),
+        actor: str | None = None,
     ) -> Order:
         """Move the order to `target` if its status allows; return the order as written.
+        `actor` is the staff member making the change, written into the history entry.
 
         Raises OrderNotFound, or InvalidTransition naming the status the order really has.
         """
@@ -178,6 +191,7 @@ class OrdersTable(TableAdapter):
             expected=expected,
             set_fields=set_fields,
             remove_fields=remove_fields,
+            actor=actor,
         )
         return self._run_update(order_id, update, str(target))
 
@@ -260,22 +274,25 @@ class OrdersTable(TableAdapter):
         limit: int = 50,
         cursor: dict[str, Any] | None = None,
         placed_before: str | None = None,
+        placed_after: str | None = None,
+        oldest_first: bool = False,
     ) -> Page:
-        """Orders in one status, newest first, through the StatusIndex; with `placed_before`,
-        only those whose OrderDate (the index's sort key) is at or before it."""
+        """Orders in one status, newest first (or oldest first), through the StatusIndex; with
+        `placed_before` (`placed_after`), only those whose OrderDate (the index's sort key) is
+        at or before (at or after) it."""
         kwargs: dict[str, Any] = {
             "TableName": self.orders_table,
             "IndexName": "StatusIndex",
             "KeyConditionExpression": "#s = :s",
             "ExpressionAttributeNames": {"#s": "Status"},
             "ExpressionAttributeValues": {":s": {"S": str(status)}},
-            "ScanIndexForward": False,
+            "ScanIndexForward": oldest_first,
             "Limit": limit,
         }
-        if placed_before is not None:
-            # A key condition, not a filter: the query reads only the orders old enough.
-            kwargs["KeyConditionExpression"] += " AND OrderDate <= :before"
-            kwargs["ExpressionAttributeValues"][":before"] = {"S": placed_before}
+        # A key condition, not a filter: the query reads only the orders in the range.
+        kwargs["KeyConditionExpression"] += _date_range(
+            kwargs["ExpressionAttributeValues"], placed_after, placed_before
+        )
         if cursor:
             kwargs["ExclusiveStartKey"] = serialize(cursor)
         response = self.client.query(**kwargs)
@@ -296,6 +313,181 @@ class OrdersTable(TableAdapter):
         if cursor:
             kwargs["ExclusiveStartKey"] = serialize(cursor)
         return self._page(self.client.query(**kwargs))
+
+    def orders_by_customer_prefix(
+        self,
+        prefix: str,
+        *,
+        status: OrderStatus | None = None,
+        placed_after: str | None = None,
+        placed_before: str | None = None,
+        limit: int = 50,
+        cursor: dict[str, Any] | None = None,
+        max_reads: int = 5,
+        oldest_first: bool = False,
+    ) -> Page:
+        """Orders whose customer name starts with `prefix` (compared as customer_search_key
+        does: case, accents and spacing ignored), newest first, through the
+        CustomerPrefixIndex, optionally in one status and placed within a date range.
+
+        The prefix's first CUSTOMER_PREFIX_LENGTH characters pick the index partition and the
+        dates bound its sort key; the rest of the prefix and the status are filters on what
+        that reads. A filter can leave a query page short, so up to `max_reads` queries fill
+        one page; the cursor then says where the next page starts (None: no more orders).
+        Raises ValueError for a prefix shorter than the partition key.
+        """
+        key = customer_search_key(prefix)
+        if len(key) < CUSTOMER_PREFIX_LENGTH:
+            raise ValueError(
+                f"type at least {CUSTOMER_PREFIX_LENGTH} characters of the customer's name"
+            )
+        values: dict[str, Any] = {":p": {"S": key[:CUSTOMER_PREFIX_LENGTH]}}
+        condition = "CustomerPrefix = :p" + _date_range(values, placed_after, placed_before)
+        filters = []
+        names: dict[str, str] = {}
+        if len(key) > CUSTOMER_PREFIX_LENGTH:
+            filters.append("begins_with(CustomerKey, :k)")
+            values[":k"] = {"S": key}
+        if status is not None:
+            filters.append("#s = :s")
+            names["#s"] = "Status"
+            values[":s"] = {"S": str(status)}
+        kwargs: dict[str, Any] = {
+            "TableName": self.orders_table,
+            "IndexName": "CustomerPrefixIndex",
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": oldest_first,
+        }
+        if filters:
+            kwargs["FilterExpression"] = " AND ".join(filters)
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        items: list[Order] = []
+        start = serialize(cursor) if cursor else None
+        for _ in range(max_reads):
+            if start:
+                kwargs["ExclusiveStartKey"] = start
+            kwargs["Limit"] = limit - len(items)
+            response = self.client.query(**kwargs)
+            items.extend(Order.from_item(deserialize(i)) for i in response.get("Items", []))
+            start = response.get("LastEvaluatedKey")
+            if not start or len(items) >= limit:
+                break
+        return Page(items, deserialize(start) if start else None)
+
+    def orders_backfill_search_keys(self, *, page_size: int = 200) -> tuple[int, int]:
+        """Write CustomerKey and CustomerPrefix on every order written before they existed,
+        so the CustomerPrefixIndex finds it; return (orders read, orders written).
+
+        A one-off migration, so a Scan (filtered to the orders without the attributes); each
+        write is conditional on the attribute still being absent, so it never overwrites
+        what a new write of the order put there, and running it twice writes nothing more.
+        """
+        kwargs: dict[str, Any] = {
+            "TableName": self.orders_table,
+            "FilterExpression": "attribute_not_exists(CustomerPrefix)",
+            "ProjectionExpression": "OrderId, CustomerName",
+            "Limit": page_size,
+        }
+        read = written = 0
+        while True:
+            response = self.client.scan(**kwargs)
+            read += response.get("ScannedCount", 0)
+            for raw in response.get("Items", []):
+                item = deserialize(raw)
+                key = customer_search_key(str(item.get("CustomerName", "")))
+                if not key:
+                    continue
+                try:
+                    self.client.update_item(
+                        TableName=self.orders_table,
+                        Key={"OrderId": {"S": item["OrderId"]}},
+                        UpdateExpression="SET CustomerKey = :k, CustomerPrefix = :p",
+                        ConditionExpression="attribute_exists(OrderId) AND "
+                        "attribute_not_exists(CustomerPrefix)",
+                        ExpressionAttributeValues={
+                            ":k": {"S": key},
+                            ":p": {"S": key[:CUSTOMER_PREFIX_LENGTH]},
+                        },
+                    )
+                except ClientError as exc:
+                    if error_code(exc) != "ConditionalCheckFailedException":
+                        raise
+                    continue  # written meanwhile (or deleted): nothing to do
+                written += 1
+            last = response.get("LastEvaluatedKey")
+            if not last:
+                return read, written
+            kwargs["ExclusiveStartKey"] = last
+
+    def orders_by_client(
+        self,
+        client_id: str,
+        *,
+        limit: int = 50,
+        cursor: dict[str, Any] | None = None,
+        status: OrderStatus | None = None,
+        placed_from: str | None = None,
+        placed_to: str | None = None,
+    ) -> Page:
+        """One API key's orders, newest first, through the ClientIndex: the date range is a key
+        condition (only those orders are read), the status a filter on what was read. A filtered
+        page can hold fewer than `limit` orders and still have a cursor; it reads on until it
+        has `limit` or the index ends, so a client never gets an empty page before the last."""
+        if placed_from is not None and placed_to is not None and placed_from > placed_to:
+            return Page([], None)  # an empty range (DynamoDB refuses BETWEEN on one)
+        names: dict[str, str] = {"#c": "ClientId"}
+        values: dict[str, Any] = {":c": {"S": client_id}}
+        condition = "#c = :c"
+        if placed_from is not None and placed_to is not None:
+            condition += " AND #d BETWEEN :from AND :to"
+        elif placed_from is not None:
+            condition += " AND #d >= :from"
+        elif placed_to is not None:
+            condition += " AND #d <= :to"
+        if placed_from is not None or placed_to is not None:
+            names["#d"] = "OrderDate"
+        if placed_from is not None:
+            values[":from"] = {"S": placed_from}
+        if placed_to is not None:
+            values[":to"] = {"S": placed_to}
+        kwargs: dict[str, Any] = {
+            "TableName": self.orders_table,
+            "IndexName": "ClientIndex",
+            "KeyConditionExpression": condition,
+            "ScanIndexForward": False,
+        }
+        if status is not None:
+            names["#s"] = "Status"
+            values[":s"] = {"S": str(status)}
+            kwargs["FilterExpression"] = "#s = :s"
+        kwargs["ExpressionAttributeNames"] = names
+        kwargs["ExpressionAttributeValues"] = values
+        # Each read evaluates a whole page's worth, so a rare status costs few round trips; a
+        # read that brings more than the page needs is cut at the page's last order, whose own
+        # key (the index's and the table's) is where the next page starts.
+        kwargs["Limit"] = max(limit, 50)
+        start = serialize(cursor) if cursor else None
+        items: list[Order] = []
+        for _ in range(MAX_LISTING_READS):
+            if start:
+                kwargs["ExclusiveStartKey"] = start
+            response = self.client.query(**kwargs)
+            items += [Order.from_item(deserialize(i)) for i in response.get("Items", [])]
+            start = response.get("LastEvaluatedKey")
+            if len(items) > limit:
+                items = items[:limit]
+                last = items[-1]
+                key = {
+                    "OrderId": last.order_id,
+                    "ClientId": client_id,
+                    "OrderDate": last.order_date,
+                }
+                return Page(items, key)
+            if not start or len(items) == limit:
+                break
+        return Page(items, deserialize(start) if start else None)
 
     @staticmethod
     def _page(response: Mapping[str, Any]) -> Page:
@@ -326,3 +518,21 @@ class OrdersTable(TableAdapter):
                 # A busy status can hold millions of orders: each page is a read, so stop here.
                 return total, True
             kwargs["ExclusiveStartKey"] = last
+
+
+def _date_range(values: dict[str, Any], after: str | None, before: str | None) -> str:
+    """The OrderDate part of a key condition (adding its values), or "" for no bound;
+    ValueError for a range that ends before it starts (DynamoDB would refuse the query)."""
+    if after is not None and before is not None and after > before:
+        raise ValueError("the date range ends before it starts")
+    if after is not None:
+        values[":after"] = {"S": after}
+    if before is not None:
+        values[":before"] = {"S": before}
+    if after is not None and before is not None:
+        return " AND OrderDate BETWEEN :after AND :before"
+    if after is not None:
+        return " AND OrderDate >= :after"
+    if before is not None:
+        return " AND OrderDate <= :before"
+    return ""

@@ -9,7 +9,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from pipeline.adapters.dynamodb.codec import error_code, sleep_backoff
+from pipeline.adapters.dynamodb.codec import error_code, serialize, sleep_backoff
 from pipeline.adapters.dynamodb.inventory import InventoryTable
 from pipeline.adapters.dynamodb.orders import OrdersTable
 from pipeline.domain import Order, OrderLine
@@ -26,6 +26,10 @@ from pipeline.statuses import OrderStatus
 # DynamoDB cancels a transaction that touches an item another transaction is writing; under a
 # hot item this happens often and is always safe to retry.
 TRANSACTION_ATTEMPTS = 12
+
+
+class _RowsMoved(Exception):
+    """An inventory row was created or deleted between the read and the transaction."""
 
 
 class DynamoStore(OrdersTable, InventoryTable):
@@ -96,39 +100,79 @@ class DynamoStore(OrdersTable, InventoryTable):
         now: str,
         *,
         set_fields: Mapping[str, Any] | None = None,
+        expected: Sequence[OrderStatus] = (OrderStatus.RESERVED,),
+        actor: str | None = None,
     ) -> Order:
-        """Give back the reserved stock of every line and move the order RESERVED -> `target`,
-        in one transaction (also writing `set_fields` on the order). The status guard makes a
-        second release impossible.
+        """Give back the reserved stock of every line and move the order from one of
+        `expected` (RESERVED; staff also release a MANUAL_INTERVENTION order) to `target`, in
+        one transaction (also writing `set_fields` on the order; `actor` names the staff member
+        in its history). The status guard makes a second release impossible.
+
+        Stock goes back only to rows that exist: a row staff deleted is never re-created (it
+        would have no price, and orders could buy it). The units of such lines are written on
+        the order as `StockNotReturned`, so every unit stays accounted for. The transaction
+        checks the rows are still present (or still absent) as read; if one appeared or went
+        meanwhile, it is read again and retried.
         """
-        actions: list[dict[str, Any]] = [
-            {
-                "Update": {
-                    "TableName": self.inventory_table,
-                    "Key": {"ItemName": {"S": line.item_name}},
-                    # if_not_exists: stock given back to an item staff deleted meanwhile is kept.
-                    "UpdateExpression": "SET Stock = if_not_exists(Stock, :zero) + :q",
-                    "ExpressionAttributeValues": {
-                        ":q": {"N": str(line.quantity)},
-                        ":zero": {"N": "0"},
-                    },
-                }
-            }
-            for line in lines
-        ]
-        actions.append(
-            {
-                "Update": self._transition_update(
-                    order_id,
-                    target,
-                    reason,
-                    now,
-                    expected=[OrderStatus.RESERVED],
-                    set_fields=set_fields,
+        for attempt in range(TRANSACTION_ATTEMPTS):
+            present = self.inventory_get_many(line.item_name for line in lines)
+            actions: list[dict[str, Any]] = []
+            lost: list[dict[str, Any]] = []
+            for line in lines:
+                key = {"ItemName": {"S": line.item_name}}
+                if line.item_name in present:
+                    actions.append(
+                        {
+                            "Update": {
+                                "TableName": self.inventory_table,
+                                "Key": key,
+                                "UpdateExpression": "SET Stock = if_not_exists(Stock, :zero) + :q",
+                                "ConditionExpression": "attribute_exists(ItemName)",
+                                "ExpressionAttributeValues": {
+                                    ":q": {"N": str(line.quantity)},
+                                    ":zero": {"N": "0"},
+                                },
+                            }
+                        }
+                    )
+                else:
+                    lost.append({"ItemName": line.item_name, "Quantity": line.quantity})
+                    actions.append(
+                        {
+                            "ConditionCheck": {
+                                "TableName": self.inventory_table,
+                                "Key": key,
+                                "ConditionExpression": "attribute_not_exists(ItemName)",
+                            }
+                        }
+                    )
+            move = self._transition_update(
+                order_id,
+                target,
+                reason,
+                now,
+                expected=expected,
+                set_fields=set_fields,
+                actor=actor,
+            )
+            if lost:
+                # Appended, not set: an order released again after a resubmit keeps the first
+                # release's record too.
+                assert move["UpdateExpression"].startswith("SET ")
+                move["UpdateExpression"] = (
+                    "SET #snr = list_append(if_not_exists(#snr, :snr0), :snr), "
+                    + move["UpdateExpression"][4:]
                 )
-            }
+                move["ExpressionAttributeNames"]["#snr"] = "StockNotReturned"
+                move["ExpressionAttributeValues"].update(serialize({":snr": lost, ":snr0": []}))
+            actions.append({"Update": move})
+            try:
+                return self._transact_order(actions, order_id, target, None, rows_as_read=True)
+            except _RowsMoved:
+                sleep_backoff(attempt)
+        raise ReservationContention(
+            f"order {order_id}: giving its stock back kept colliding with item changes; retry later"
         )
-        return self._transact_order(actions, order_id, target, None)
 
     def _transact_order(
         self,
@@ -137,11 +181,14 @@ class DynamoStore(OrdersTable, InventoryTable):
         target: OrderStatus,
         reserving: Sequence[OrderLine] | None,
         written: Order | None = None,
+        *,
+        rows_as_read: bool = False,
     ) -> Order:
         """Run a transaction whose last action moves the order; retry collisions with backoff.
 
         A failed order guard becomes InvalidTransition (with the real status); when `reserving`,
-        a failed stock guard becomes InsufficientStock naming every short line.
+        a failed stock guard becomes InsufficientStock naming every short line; with
+        `rows_as_read`, a failed inventory guard raises _RowsMoved (the caller reads again).
         """
         order_index = len(actions) - 1
         for attempt in range(TRANSACTION_ATTEMPTS):
@@ -170,6 +217,8 @@ class DynamoStore(OrdersTable, InventoryTable):
                     if short:
                         raise InsufficientStock(short) from exc
                     # Stock came back between the transaction and the re-read: try again.
+                if rows_as_read and "ConditionalCheckFailed" in codes:
+                    raise _RowsMoved from exc
                 sleep_backoff(attempt)
                 continue
             return written if written is not None else self.order_get(order_id)

@@ -85,9 +85,11 @@ class PortalServer:
 
 
 def start_portal(
-    env: Mapping[str, str], log_path: Path, *, workers: int = 4, prefix: str
+    env: Mapping[str, str], log_path: Path, *, workers: int = 4, threads: int = 1, prefix: str
 ) -> PortalServer:
     """Start gunicorn with `env` added to a clean copy of this environment; wait until it answers.
+    With `threads` above 1 each worker serves that many requests at once (gthread), so a
+    request waiting on DynamoDB does not hold a whole worker.
 
     AWS endpoint variables of the calling shell are dropped, so only `env` decides where the
     portal's DynamoDB (and queues) are.
@@ -104,7 +106,9 @@ def start_portal(
     command = [
         sys.executable, "-m", "gunicorn", "portal.wsgi:application",
         "--bind", f"127.0.0.1:{port}",
-        "--workers", str(workers), "--worker-class", "sync",
+        "--workers", str(workers),
+        *(("--worker-class", "gthread", "--threads", str(threads)) if threads > 1 else
+          ("--worker-class", "sync")),
         "--backlog", "512", "--timeout", "60",
         "--access-logfile", "-",
     ]  # fmt: skip

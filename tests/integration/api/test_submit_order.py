@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from pipeline.adapters.dynamodb import DynamoStore
+from pipeline.staff_actions import order_cancel
 from pipeline.statuses import OrderStatus
 from tests.integration.api.conftest import KeyMaker, all_orders, get_order, orders_of, post_order
 
@@ -113,6 +114,24 @@ def test_owner_reads_the_order_with_its_history(api, store: DynamoStore, make_ke
     assert shown["Items"] == [{"ItemName": "laptop", "Quantity": 1}]
     assert [h["Status"] for h in shown["StatusHistory"]] == ["PENDING"]
     assert not {"PaymentToken", "RequestHash", "ClientId"} & set(shown)
+
+
+def test_the_client_does_not_see_which_staff_member_acted(
+    api, store: DynamoStore, make_key: KeyMaker
+):
+    # Given an order a staff member cancelled (their name is in the order's own history)
+    _, raw = make_key()
+    order_id = post_order(api, raw, {"CustomerName": "Ann", "Items": ["laptop"]}).json()["OrderId"]
+    order_cancel(store=store, order_id=order_id, actor="olga.staff", reason="asked by phone")
+    assert store.order_get(order_id).history[-1].actor == "olga.staff"
+
+    # When the client reads it
+    shown = get_order(api, raw, order_id).json()
+
+    # Then it sees the cancellation and its reason, but not who made it
+    assert [h["Status"] for h in shown["StatusHistory"]] == ["PENDING", "CANCELLED"]
+    assert "olga.staff" not in json.dumps(shown)
+    assert not {"CustomerKey", "CustomerPrefix"} & set(shown)
 
 
 def test_another_key_cannot_see_the_order(api, make_key: KeyMaker):

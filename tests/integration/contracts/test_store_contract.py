@@ -15,6 +15,7 @@ from pipeline.domain import InventoryItem, Order, OrderLine
 from pipeline.errors import (
     InsufficientStock,
     InvalidTransition,
+    InventoryChangedMeanwhile,
     InventoryItemNotFound,
     OrderAlreadyExists,
     OrderNotFound,
@@ -391,20 +392,30 @@ def test_release_gives_the_stock_back_once(reservation_store: Store) -> None:
     assert _stock(store, name) == 10
 
 
-def test_release_to_an_item_deleted_meanwhile_recreates_its_row(reservation_store: Store) -> None:
-    # Given a reserved order whose item staff then deleted
+def test_release_to_an_item_deleted_meanwhile_leaves_no_ghost(reservation_store: Store) -> None:
+    # Given a reserved order of two items, one of which staff then deleted
     store = reservation_store
-    name = _item(store, 5, "7.50")
-    lines = [OrderLine(name, 2)]
+    gone, kept = _item(store, 5, "7.50"), _item(store, 4)
+    lines = [OrderLine(gone, 2), OrderLine(kept, 1)]
     order = _order(store, lines)
     store.reserve(order, _reservation(lines), "Reserved", T1)
-    store.inventory_delete_existing(name)
+    store.inventory_delete_existing(gone)
 
     # When the order is cancelled with its stock released
-    store.release(order.order_id, lines, OrderStatus.CANCELLED, "Cancelled", T2)
+    released = store.release(order.order_id, lines, OrderStatus.CANCELLED, "Cancelled", T2)
 
-    # Then the units given back are a row of their own (no price, no description)
-    assert store.inventory_get(name) == InventoryItem(name, 2, Decimal("0"), "")
+    # Then the deleted item is not re-created (no priceless row an order could buy), the other
+    # item gets its unit back, and the lost units are recorded on the order
+    assert store.inventory_get(gone) is None
+    assert _stock(store, kept) == 4
+    assert released.status == OrderStatus.CANCELLED
+    recorded = store.order_get(order.order_id).extra["StockNotReturned"]
+    assert [(r["ItemName"], int(r["Quantity"])) for r in recorded] == [(gone, 2)]
+    # And an order for the deleted item is short, not sold at 0.00
+    buyer = _order(store, [OrderLine(gone, 1)])
+    with pytest.raises(InsufficientStock) as short:
+        store.reserve(buyer, _reservation([OrderLine(gone, 1)]), "Reserved", T2)
+    assert short.value.shortages == (Shortage(gone, 1, None),)
 
 
 # -- Inventory --------------------------------------------------------------------------------
@@ -645,3 +656,58 @@ def test_a_requeue_is_counted_only_on_a_reserved_order(reservation_store: Store)
     assert (counted.status, counted.history) == (reserved.status, reserved.history)
     assert store.order_get(pending.order_id) == pending
     assert store.order_find(missing) is None
+
+
+def test_guarded_detail_edit_refuses_a_stale_view(reservation_store: Store) -> None:
+    # Given an item two editors looked at
+    store = reservation_store
+    name = _item(store, 5, "7.50")
+    seen = store.inventory_get(name)
+    assert seen is not None
+
+    # When the first saves a new price and threshold, and the second saves on the old view
+    first = store.inventory_update_details_if(
+        seen, price=Decimal("8.00"), description="first", low_stock_threshold=3
+    )
+    with pytest.raises(InventoryChangedMeanwhile) as stale:
+        store.inventory_update_details_if(
+            seen, price=Decimal("9.00"), description="second", low_stock_threshold=None
+        )
+
+    # Then the first edit stands, the second wrote nothing and was shown the current row
+    assert (first.price, first.description, first.low_stock_threshold) == (
+        Decimal("8.00"),
+        "first",
+        3,
+    )
+    assert store.inventory_get(name) == first
+    assert stale.value.current == first
+    # And the threshold can be cleared again from the fresh view; a missing row is NotFound
+    cleared = store.inventory_update_details_if(
+        first, price=Decimal("8.00"), description="first", low_stock_threshold=None
+    )
+    assert cleared.low_stock_threshold is None and cleared.stock == 5
+    with pytest.raises(InventoryItemNotFound):
+        store.inventory_update_details_if(
+            replace(first, item_name=_unique("absent")),
+            price=Decimal("1"),
+            description="",
+            low_stock_threshold=None,
+        )
+
+
+def test_set_stock_only_if_unchanged(reservation_store: Store) -> None:
+    # Given an item with stock 5, read by an editor, then reserved from
+    store = reservation_store
+    name = _item(store, 5)
+    store.inventory_adjust(name, -2)
+
+    # When the editor sets an absolute stock on what they saw (5)
+    with pytest.raises(InventoryChangedMeanwhile) as stale:
+        store.inventory_set_stock_if(name, seen_stock=5, stock=20)
+
+    # Then nothing was written (the reservation is not undone); on the fresh value it works
+    assert stale.value.current.stock == 3 and _stock(store, name) == 3
+    assert store.inventory_set_stock_if(name, seen_stock=3, stock=20).stock == 20
+    with pytest.raises(InventoryItemNotFound):
+        store.inventory_set_stock_if(_unique("absent"), seen_stock=0, stock=1)

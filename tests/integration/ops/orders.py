@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from decimal import Decimal
 
 from pipeline.adapters.dynamodb import DynamoStore
-from pipeline.domain import InventoryItem, Order
+from pipeline.domain import InventoryItem, Order, OrderLine, utc_now
 from pipeline.errors import Shortage
 from pipeline.fulfilment import order_flag_for_review
-from pipeline.orders import order_cancel, order_submit
+from pipeline.orders import order_submit
 from pipeline.reservation import inventory_release, inventory_reserve, order_reject
+from pipeline.staff_actions import order_cancel
 from pipeline.statuses import OrderStatus
 
 
@@ -50,7 +53,7 @@ def make_order(
     if status == OrderStatus.REJECTED:
         return order_reject(store=store, order_id=oid, shortages=[Shortage("x", 1, 0)]).order
     if status == OrderStatus.CANCELLED:
-        return order_cancel(store=store, order_id=oid, actor="setup")
+        return order_cancel(store=store, order_id=oid, actor="setup", reason="test")
     reserved = inventory_reserve(store=store, order_id=oid).order
     assert reserved.status == OrderStatus.RESERVED, reserved.status_reason
     if status == OrderStatus.RESERVED:
@@ -74,3 +77,36 @@ def make_order(
             oid, OrderStatus.SHIPPED, "shipped in setup", paid.last_updated
         )
     raise AssertionError(f"no way to make a {status} order")
+
+
+def stranded_order(store: DynamoStore, item: str) -> Order:
+    """A RESERVED order whose queue message was lost: written as such, so the stream (which
+    handles new PENDING orders) never sends it to the queue."""
+    now = utc_now()
+    order = replace(
+        Order.new(customer_name=unique("Stranded"), lines=[OrderLine(item, 1)], now=now),
+        status=OrderStatus.RESERVED,
+        attempt=1,
+        reservation={
+            "Lines": [{"ItemName": item, "Quantity": 1, "UnitPrice": Decimal("10.00")}],
+            "Total": Decimal("10.00"),
+            "Currency": "USD",
+            "ReservedAt": now,
+        },
+    )
+    store.order_put_new(order)
+    return order
+
+
+def wait_for_status(
+    store: DynamoStore, order_id: str, want: OrderStatus, timeout: float = 60
+) -> Order:
+    """The order once it reaches `want`; AssertionError naming where it stuck otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        order = store.order_get(order_id)
+        if order.status == want:
+            return order
+        if time.monotonic() > deadline:
+            raise AssertionError(f"order {order_id} stuck in {order.status}: {order.status_reason}")
+        time.sleep(0.3)

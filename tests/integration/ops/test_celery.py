@@ -30,7 +30,7 @@ from tests.integration.ops.celery_procs import (
 )
 from tests.integration.ops.conftest import drain
 from tests.integration.ops.orders import make_item
-from tests.integration.ops.test_dlq import fill, replay
+from tests.integration.ops.test_dlq import fill, replay, staff_user  # noqa: F401
 from tests.integration.ops.test_orders import stranded_order, wait_for_status
 
 pytestmark = [
@@ -111,9 +111,9 @@ def test_a_worker_process_runs_the_replay_and_the_page_shows_its_summary(
     # And its page now shows the summary, its progress JSON the counts
     assert (
         "Replay finished: 3 moved, 0 failed, 0 skipped."
-        in staff.get(f"/ops/dlq/jobs/{job.pk}/").content.decode()
+        in staff.get(f"/admin/operations/replayjob/{job.pk}/change/").content.decode()
     )
-    assert staff.get(f"/ops/dlq/jobs/{job.pk}/progress/").json()["moved"] == 3
+    assert staff.get(f"/admin/operations/replayjob/{job.pk}/progress/").json()["moved"] == 3
     # And the messages are in the Orders queue, not the DLQ, and the worker logged the task
     assert sorted(drain(scratch_queue)) == sorted(messages.values())
     assert dlq.depth()["visible"] == 0

@@ -1,6 +1,6 @@
-"""/ops/dlq/ and `manage.py replay_dlq` on the running local runtime: look at the dead-letter
-queues without consuming them, replay (all, some, filtered, a few), cancel, resume, delete one,
-purge."""
+"""The dead-letter queues' admin pages and `manage.py replay_dlq` on the running local runtime:
+look at the queues without consuming them, replay (all, some, filtered, a few), cancel, resume,
+delete, purge. Staff here are operators (the roles migration's group) unless a test says."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test import Client
@@ -45,6 +45,32 @@ STREAM_FAILURES = ReplayJob.Queue.STREAM_FAILURES
 
 # Orders order_in wrote, deleted after each test of this module (forget_orders).
 MADE: list[str] = []
+
+
+QUEUE_PAGE = "/admin/operations/ordersdeadletter/"
+STREAM_PAGE = "/admin/operations/streamfailure/"
+
+
+@pytest.fixture
+def staff_user(db: None) -> Any:
+    """A staff member in the operator group: may look, replay and delete, not purge."""
+    user = get_user_model().objects.create_user(username=unique("operator"), is_staff=True)
+    user.groups.add(Group.objects.get(name="operator"))
+    return user
+
+
+def look(client: Client, page: str = QUEUE_PAGE) -> str:
+    """Ask for a look at a queue's messages (the POST of its "Look at messages" button)."""
+    return client.post(page, {"_list": "1"}).content.decode()
+
+
+def rows_of(page: str) -> dict[str, str]:
+    """message id -> its row's HTML on a queue page."""
+    return dict(re.findall(r'<tr data-pk="([^"]+)">(.*?)</tr>', page, re.S))
+
+
+def job_page(job: ReplayJob, suffix: str = "change/") -> str:
+    return f"/admin/operations/replayjob/{job.pk}/{suffix}"
 
 
 @pytest.fixture(autouse=True)
@@ -119,12 +145,20 @@ def receive_counts(queue: SqsQueue) -> dict[str, int]:
     return {message_id: m.receive_count for message_id, m in seen.items()}
 
 
-def replay(client: Client, path: str = "/ops/dlq/replay/", **data: Any) -> tuple[ReplayJob, str]:
-    """Post a replay, follow it to the job page; return the job and the page."""
+def replay(
+    client: Client, path: str = QUEUE_PAGE + "replay/", **data: Any
+) -> tuple[ReplayJob, str]:
+    """Post a replay of all (or the filtered) messages, or with `message` the selected ones
+    (the changelist's action, confirmed); follow it to the job page; return job and page."""
+    if "message" in data:
+        selected = data.pop("message")
+        data = {"action": "replay_selected", "_selected_action": selected, "post": "yes", **data}
+        path = path.removesuffix("replay/")
+    data.pop("all", None)
     response = client.post(path, {"reason": "outage over", **data}, follow=True)
     assert response.status_code == 200
-    job_id = re.search(r"/ops/dlq/jobs/([0-9a-f-]+)/", response.redirect_chain[-1][0]).group(1)
-    return ReplayJob.objects.get(pk=job_id), response.content.decode()
+    found = re.search(r"/replayjob/([0-9a-f-]+)/change/", response.redirect_chain[-1][0])
+    return ReplayJob.objects.get(pk=found.group(1)), response.content.decode()
 
 
 def counts(job: ReplayJob) -> tuple[int, int, int, int]:
@@ -153,15 +187,15 @@ def test_the_dlq_page_shows_depth_and_age_and_receives_nothing(staff: Client, dl
     messages = fill_mixed(dlq)
 
     # When staff open the DLQ page, twice
-    page = staff.get("/ops/dlq/").content.decode()
-    staff.get("/ops/dlq/")
+    page = staff.get(QUEUE_PAGE).content.decode()
+    staff.get(QUEUE_PAGE)
 
     # Then it shows the depth, says the oldest message's age is unknown (CloudWatch has no
     # such metric locally), offers to look, and lists no message
     assert "3</strong> messages waiting" in page
     assert "Oldest message:" in page and "unknown" in page
-    assert 'id="look"' in page and 'method="post"' in page
-    assert 'class="dlq-row"' not in page
+    assert 'id="list-rows"' in page and 'method="post"' in page
+    assert "data-pk=" not in page
     # And no message was received: the next receive is each one's first
     assert receive_counts(dlq) == dict.fromkeys(messages, 1)
 
@@ -173,28 +207,29 @@ def test_looking_lists_each_message_with_its_order_and_what_a_replay_would_do(
     messages = fill_mixed(dlq)
 
     # When staff ask to look at them
-    page = staff.post("/ops/dlq/orders-dlq/look/").content.decode()
+    page = look(staff)
 
     # Then each shows with its order, that order's status now and the replay's verdict
-    rows = dict(re.findall(r'<tr class="dlq-row" data-message-id="([^"]+)">(.*?)</tr>', page, re.S))
+    rows = rows_of(page)
     assert set(rows) == set(messages)
     reserved_id, cancelled_id, junk_id = messages
-    assert "ops-status-RESERVED" in rows[reserved_id] and "send it" in rows[reserved_id]
+    assert "<td>RESERVED</td>" in rows[reserved_id] and "send it" in rows[reserved_id]
     assert "skip it: the order is CANCELLED now" in rows[cancelled_id]
     assert "(attempt 2)" in rows[cancelled_id]
     assert "none in body" in rows[junk_id]
     for row in rows.values():
-        assert re.search(r"<td>1</td>\s*<td>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d</td>", row)
+        assert re.search(r"<td>1</td>\s*<td>\w+", row)  # received once, and when sent
     # And they are all still there, visible, each received once more (as the page says)
     assert dlq.depth() == {"visible": 3, "in_flight": 0, "delayed": 0}
-    assert "adds one to every listed message's receive count" in page
+    assert "adds one to every listed message" in page
     assert receive_counts(dlq) == dict.fromkeys(messages, 2)
 
 
-def test_looking_by_get_is_refused(staff: Client, dlq: SqsQueue):
-    fill(dlq)
-    assert staff.get("/ops/dlq/orders-dlq/look/").status_code == 405
-    assert staff.get("/ops/dlq/orders-dlq/").status_code == 200
+def test_looking_by_get_lists_nothing(staff: Client, dlq: SqsQueue):
+    messages = fill(dlq)
+    page = staff.get(QUEUE_PAGE, {"_list": "1"}).content.decode()
+    assert "data-pk=" not in page
+    assert receive_counts(dlq) == dict.fromkeys(messages, 1)
 
 
 def test_looking_is_refused_while_a_replay_of_the_queue_runs(staff: Client, dlq: SqsQueue):
@@ -203,12 +238,12 @@ def test_looking_is_refused_while_a_replay_of_the_queue_runs(staff: Client, dlq:
     job = ReplayJob.objects.create(queue=ORDERS_DLQ, state="running", actor="worker")
 
     # When staff ask to look
-    page = staff.post("/ops/dlq/orders-dlq/look/").content.decode()
+    page = look(staff)
 
     # Then the page refuses, links the replay, and no message was received
     assert "messages are not listed while it runs" in page
-    assert f"/ops/dlq/jobs/{job.pk}/" in page
-    assert 'class="dlq-row"' not in page
+    assert job_page(job) in page
+    assert "data-pk=" not in page
     assert receive_counts(dlq) == dict.fromkeys(messages, 1)
 
 
@@ -219,7 +254,7 @@ def test_with_the_dlq_unreachable_the_page_says_so(
     monkeypatch.setenv("ORDERS_DLQ_URL", f"{dead_endpoint}/123456789012/dlq")
 
     # When staff open the DLQ page
-    response = staff.get("/ops/dlq/")
+    response = staff.get(QUEUE_PAGE)
 
     # Then it renders, with the error where the depth (and the oldest age) would be
     assert response.status_code == 200
@@ -237,11 +272,11 @@ def test_replaying_all_sends_what_can_go_skips_moved_on_orders_and_leaves_the_re
     reserved_id, cancelled_id, junk_id = messages
 
     # When staff confirm "replay all"
-    confirm = staff.get("/ops/dlq/replay/?all=1").content.decode()
+    confirm = staff.get(QUEUE_PAGE + "replay/").content.decode()
     job, page = replay(staff, all="1")
 
     # Then the confirmation counted them, and the job page shows exact counts
-    assert "about <strong>3</strong> now" in confirm
+    assert "about <strong>3</strong> visible messages" in confirm
     assert "Replay finished: 1 moved, 0 failed, 1 skipped, 1 left." in page
     assert (job.state, *counts(job), job.total) == ("succeeded", 1, 1, 1, 0, 3)
     # And only the reserved order's request went to the Orders queue, unchanged; the cancelled
@@ -273,10 +308,12 @@ def test_replaying_selected_messages_sends_only_those_and_leaves_the_rest_visibl
     # Given three replayable messages, one of them selected on the page
     messages = fill_reserved(dlq, 3)
     chosen = list(messages)[1]
-    confirm = staff.get("/ops/dlq/replay/", {"message": chosen}).content.decode()
+    action = {"action": "replay_selected", "_selected_action": chosen}
+    confirm = staff.post(QUEUE_PAGE, action).content.decode()
 
     # When staff confirm the replay of the selection the confirmation page carries
-    carried = re.findall(r'<input type="hidden" name="message" value="([^"]+)">', confirm)
+    found = r'<input type="hidden" name="_selected_action" value="([^"]+)">'
+    carried = re.findall(found, confirm)
     job, _ = replay(staff, message=carried)
 
     # Then only it was sent; the others are visible in the DLQ at once
@@ -350,14 +387,15 @@ def test_a_replay_needs_a_reason_a_selection_and_a_rate_sqs_allows(staff: Client
     fill(dlq)
 
     # When "replay selected" is used with nothing selected
-    response = staff.get("/ops/dlq/replay/", follow=True)
+    chosen_none = {"action": "replay_selected", "post": "yes", "reason": "x"}
+    response = staff.post(QUEUE_PAGE, chosen_none, follow=True)
 
     # Then staff are sent back to choose
-    assert "Select the messages to replay" in response.content.decode()
+    assert "Items must be selected in order to perform actions" in response.content.decode()
 
     # When a replay is posted without a reason, or faster than SQS's own redrive goes
-    no_reason = staff.post("/ops/dlq/replay/", {"all": "1", "reason": ""}).content.decode()
-    too_fast = staff.post("/ops/dlq/replay/", {"all": "1", "reason": "x", "rate": "501"})
+    no_reason = staff.post(QUEUE_PAGE + "replay/", {"reason": ""}).content.decode()
+    too_fast = staff.post(QUEUE_PAGE + "replay/", {"reason": "x", "rate": "501"})
 
     # Then no job is made and nothing moves
     assert "This field is required." in no_reason
@@ -375,7 +413,7 @@ def test_a_second_replay_of_a_queue_is_refused_while_one_is_unfinished(
     first, _ = replay(staff, all="1")
 
     # When staff start another
-    page = staff.post("/ops/dlq/replay/", {"all": "1", "reason": "again"}).content.decode()
+    page = staff.post(QUEUE_PAGE + "replay/", {"reason": "again"}, follow=True).content.decode()
 
     # Then it is refused, naming the first, and only one job exists
     assert first.state == "queued"
@@ -411,7 +449,7 @@ def test_the_job_progress_is_served_as_json(staff: Client, dlq: SqsQueue, scratc
     job, _ = replay(staff, all="1")
 
     # When its page polls the progress URL
-    progress = staff.get(f"/ops/dlq/jobs/{job.pk}/progress/").json()
+    progress = staff.get(job_page(job, "progress/")).json()
 
     # Then it has the state and the counts
     assert progress == {
@@ -461,7 +499,7 @@ def test_a_queued_replay_is_cancelled_at_once_and_never_runs(
     assert 'id="job-cancel"' in page
 
     # When staff cancel it, and a worker then gets its task
-    cancelled = staff.post(f"/ops/dlq/jobs/{job.pk}/cancel/", follow=True).content.decode()
+    cancelled = staff.post(job_page(job, "cancel/"), follow=True).content.decode()
     run_replay_job(job.pk)
 
     # Then it is cancelled, nothing ran, and the audit log says who cancelled it
@@ -494,7 +532,7 @@ def test_a_running_replay_stops_between_batches_when_cancelled(
         time.sleep(0.1)
 
     # When staff cancel it
-    page = staff.post(f"/ops/dlq/jobs/{job.pk}/cancel/", follow=True).content.decode()
+    page = staff.post(job_page(job, "cancel/"), follow=True).content.decode()
     thread.join(timeout=30)
 
     # Then it was cancelling until the worker saw it, and it stopped after the batch it was on
@@ -525,8 +563,8 @@ def test_a_replay_whose_worker_went_quiet_is_stale_and_can_be_resumed(
     ReplayJob.objects.filter(pk=job.pk).update(updated_at=long_ago)
 
     # When staff open its page, and the DLQ's
-    page = staff.get(f"/ops/dlq/jobs/{job.pk}/").content.decode()
-    queue_page = staff.get("/ops/dlq/").content.decode()
+    page = staff.get(job_page(job)).content.decode()
+    queue_page = staff.get(QUEUE_PAGE).content.decode()
 
     # Then both say it looks dead, and offer to resume it
     assert "running (stale)" in page and 'id="job-stale"' in page
@@ -534,7 +572,7 @@ def test_a_replay_whose_worker_went_quiet_is_stale_and_can_be_resumed(
     assert "it looks dead, resume or cancel it" in queue_page
 
     # When staff resume it (the worker runs it here)
-    resumed = staff.post(f"/ops/dlq/jobs/{job.pk}/resume/", follow=True).content.decode()
+    resumed = staff.post(job_page(job, "resume/"), follow=True).content.decode()
 
     # Then it ran again and finished, with the counts of the whole queue
     job.refresh_from_db()
@@ -568,7 +606,7 @@ def test_a_job_whose_worker_is_alive_cannot_be_resumed(staff: Client, db: None):
     job = ReplayJob.objects.create(queue=ORDERS_DLQ, state="running", actor="worker", lease="x")
 
     # When staff try to resume it
-    page = staff.post(f"/ops/dlq/jobs/{job.pk}/resume/", follow=True).content.decode()
+    page = staff.post(job_page(job, "resume/"), follow=True).content.decode()
 
     # Then it is refused, and nothing changed
     assert "only a stale or failed job can be resumed" in page
@@ -586,16 +624,17 @@ def test_deleting_a_message_after_confirmation_removes_only_that_one(
     messages = fill_mixed(dlq)
     doomed = next(iter(messages))
 
-    # When staff open the delete confirmation (which receives nothing) and confirm
-    confirm = staff.get(f"/ops/dlq/messages/{doomed}/delete/").content.decode()
+    # When staff choose "delete" for it (the confirmation receives nothing) and confirm
+    action = {"action": "delete_selected", "_selected_action": doomed}
+    confirm = staff.post(QUEUE_PAGE, action).content.decode()
     assert receive_counts(dlq) == dict.fromkeys(messages, 1)
     page = staff.post(
-        f"/ops/dlq/messages/{doomed}/delete/", {"reason": "test order"}, follow=True
+        QUEUE_PAGE, {**action, "post": "yes", "reason": "test order"}, follow=True
     ).content.decode()
 
     # Then it is gone, and the other two are still there
-    assert doomed in confirm and "Nothing was received to show this page" in confirm
-    assert f"Deleted message {doomed} of the Orders DLQ." in page
+    assert doomed in confirm and 'name="reason"' in confirm
+    assert "Deleted 1 message(s) for good." in page
     remaining = {m.message_id for m in dlq.receive(max_messages=10, visibility=0)}
     assert remaining == set(messages) - {doomed}
     # And the audit log keeps what was deleted
@@ -613,9 +652,8 @@ def test_deleting_a_message_that_is_not_there_is_refused(staff: Client, dlq: Sqs
     fill(dlq)
 
     # When staff delete an id that is not in it
-    page = staff.post(
-        "/ops/dlq/messages/not-a-message/delete/", {"reason": "x"}, follow=True
-    ).content.decode()
+    action = {"action": "delete_selected", "_selected_action": "not-a-message", "post": "yes"}
+    page = staff.post(QUEUE_PAGE, {**action, "reason": "x"}, follow=True).content.decode()
 
     # Then it is refused and the DLQ is untouched (and visible at once)
     assert "Refused: message not-a-message is not in the queue" in page
@@ -635,31 +673,25 @@ def test_purging_needs_the_permission_the_queue_name_and_a_csrf_post(
     client.force_login(staff_user)
 
     # When they open the purge page, or post a purge with the right name
-    page = client.get("/ops/dlq/").content.decode()
-    denied_get = client.get("/ops/dlq/orders-dlq/purge/")
-    denied_post = client.post(
-        "/ops/dlq/orders-dlq/purge/", {"confirm_name": name, "reason": "clean up"}
-    )
+    page = client.get(QUEUE_PAGE).content.decode()
+    denied_get = client.get(QUEUE_PAGE + "purge/")
+    denied_post = client.post(QUEUE_PAGE + "purge/", {"confirm_name": name, "reason": "clean up"})
 
     # Then there is no purge button, both are forbidden, and nothing was purged
     assert 'id="purge"' not in page
     assert (denied_get.status_code, denied_post.status_code) == (403, 403)
     assert visible(dlq) == 3
 
-    # Given the permission
-    staff_user.user_permissions.add(
-        Permission.objects.get(
-            codename="purge_deadletterqueue", content_type__app_label="operations"
-        )
-    )
+    # Given the admin role
+    staff_user.groups.add(Group.objects.get(name="admin"))
     client.force_login(type(staff_user).objects.get(pk=staff_user.pk))  # permissions reloaded
 
     # When they post without the CSRF token, then with the wrong name typed
     no_csrf = Client(enforce_csrf_checks=True)
     no_csrf.force_login(type(staff_user).objects.get(pk=staff_user.pk))
-    forged = no_csrf.post("/ops/dlq/orders-dlq/purge/", {"confirm_name": name, "reason": "x"})
+    forged = no_csrf.post(QUEUE_PAGE + "purge/", {"confirm_name": name, "reason": "x"})
     wrong = client.post(
-        "/ops/dlq/orders-dlq/purge/", {"confirm_name": name + "-x", "reason": "clean up"}
+        QUEUE_PAGE + "purge/", {"confirm_name": name + "-x", "reason": "clean up"}
     ).content.decode()
 
     # Then both are refused, and the messages are all there
@@ -669,7 +701,7 @@ def test_purging_needs_the_permission_the_queue_name_and_a_csrf_post(
 
     # When they type the name exactly
     done = client.post(
-        "/ops/dlq/orders-dlq/purge/", {"confirm_name": name, "reason": "clean up"}, follow=True
+        QUEUE_PAGE + "purge/", {"confirm_name": name, "reason": "clean up"}, follow=True
     ).content.decode()
 
     # Then the queue is empty, the page says so, and the audit log has it
@@ -680,7 +712,7 @@ def test_purging_needs_the_permission_the_queue_name_and_a_csrf_post(
 
     # When they purge again within the minute
     again = client.post(
-        "/ops/dlq/orders-dlq/purge/", {"confirm_name": name, "reason": "again"}, follow=True
+        QUEUE_PAGE + "purge/", {"confirm_name": name, "reason": "again"}, follow=True
     ).content.decode()
 
     # Then SQS's once-a-minute rule is given as the reason
@@ -697,7 +729,7 @@ def test_a_superuser_may_purge(db: None, stream_failures: SqsQueue, runtime_env:
 
     # When they purge it with its name
     page = client.post(
-        "/ops/dlq/stream-failures/purge/", {"confirm_name": name, "reason": "x"}, follow=True
+        STREAM_PAGE + "purge/", {"confirm_name": name, "reason": "x"}, follow=True
     ).content.decode()
 
     # Then it is empty
@@ -764,12 +796,12 @@ def test_the_stream_failure_queue_is_replayed_by_re_driving_its_batches(
     )
 
     # When staff look at the queue, then replay it all
-    looked = staff.post("/ops/dlq/stream-failures/look/").content.decode()
-    job, page = replay(staff, "/ops/dlq/stream-failures/replay/", all="1")
+    looked = look(staff, STREAM_PAGE)
+    job, page = replay(staff, STREAM_PAGE + "replay/")
 
     # Then the listing showed each batch, and the job says what it did with each: the handled
     # batch skipped (nothing PENDING in it), the other left for the PENDING sweep
-    assert f"1 record of <code>{shard}</code>, {seq} to {seq}" in looked
+    assert f"1 record of {shard}, {seq} to {seq}" in looked
     assert (job.queue, *counts(job)) == ("stream-failures", 0, 1, 1, 0)
     assert "Replay finished: 0 re-driven, 0 failed, 1 skipped, 1 left." in page
     assert SWEEP_FALLBACK in page
@@ -784,9 +816,7 @@ def test_the_stream_failure_queue_is_replayed_by_re_driving_its_batches(
 def test_an_order_filter_is_refused_for_the_stream_failure_queue(
     staff: Client, stream_failures: SqsQueue
 ):
-    page = staff.post(
-        "/ops/dlq/stream-failures/replay/", {"all": "1", "order_id": "o-1", "reason": "x"}
-    ).content.decode()
+    page = staff.post(STREAM_PAGE + "replay/", {"order_id": "o-1", "reason": "x"}).content.decode()
     assert "stream-failure records name no order" in page
     assert not ReplayJob.objects.exists()
 
@@ -879,3 +909,17 @@ def test_the_command_without_the_pipeline_settings_says_what_to_do(db: None):
     # When the command runs
     with pytest.raises(CommandError, match="ORDERS_DLQ_URL is not set: start the local runtime"):
         run()
+
+
+def test_a_replay_jobs_history_is_its_audit_entries(staff: Client, db: None):
+    # Given a queued job that staff cancel
+    job = create_replay_job(user=None, reason="x", dispatch=False)
+    staff.post(job_page(job, "cancel/"))
+
+    # When they open the job's history
+    page = staff.get(job_page(job, "history/")).content.decode()
+
+    # Then the cancel is there, with the job's state before and after
+    assert "Cancel a DLQ replay" in page
+    assert "&#x27;state&#x27;: &#x27;queued&#x27;" in page
+    assert "&#x27;state&#x27;: &#x27;cancelled&#x27;" in page

@@ -23,7 +23,12 @@ from tests.integration.ops.celery_procs import start_worker, stop, unique_queue
 from tests.integration.ops.conftest import drain
 from tests.integration.ops.orders import make_item
 from tests.integration.ops.test_celery import worker_env
-from tests.integration.ops.test_dlq import order_in, replay, request_for
+from tests.integration.ops.test_dlq import (  # noqa: F401 (staff_user: an operator)
+    order_in,
+    replay,
+    request_for,
+    staff_user,
+)
 from tests.integration.ops.test_orders import stranded_order
 
 pytestmark = [
@@ -136,13 +141,13 @@ def test_a_replay_whose_worker_is_killed_is_stale_and_a_resumed_run_finishes_it_
     job.refresh_from_db()
     assert job.state == "running" and not job.done
     job = wait_for(job, lambda j: j.is_stale, "stale", timeout=15)
-    page = staff.get(f"/ops/dlq/jobs/{job.pk}/").content.decode()
+    page = staff.get(f"/admin/operations/replayjob/{job.pk}/change/").content.decode()
     assert "running (stale)" in page and 'id="job-resume"' in page
 
     # When staff resume it and another worker takes it
     second = start_worker(env, tmp_path / "worker-2.log", celery_queue)
     try:
-        staff.post(f"/ops/dlq/jobs/{job.pk}/resume/")
+        staff.post(f"/admin/operations/replayjob/{job.pk}/resume/")
         job = wait_for(job, lambda j: j.done, "finished", timeout=90)
     finally:
         stop(second)
