@@ -37,17 +37,24 @@ def _batch_write(client: Any, table: str, items: list[dict[str, Any]]) -> None:
             request = client.batch_write_item(RequestItems=request).get("UnprocessedItems")
 
     chunks = [items[i : i + 25] for i in range(0, len(items), 25)]
-    with ThreadPoolExecutor(16) as pool:
+    with ThreadPoolExecutor(8) as pool:
         list(pool.map(write, chunks))
 
 
-def _seed(env: dict[str, str], orders: int, items: int) -> float:
-    client = aws.new_client(
+def seeding_client(env: dict[str, str]) -> Any:
+    """A DynamoDB client for bulk loads: botocore's 60 s timeouts, not the pipeline's 5 s
+    (on a loaded machine DynamoDB Local may take longer than 5 s to answer a batch)."""
+    return aws.new_client(
         "dynamodb",
         endpoint_url=env["AWS_ENDPOINT_URL_DYNAMODB"],
         region=env["AWS_REGION"],
         credentials=env,
+        config=aws.SDK_DEFAULT_CONFIG,
     )
+
+
+def _seed(env: dict[str, str], orders: int, items: int) -> float:
+    client = seeding_client(env)
     started = time.monotonic()
     for start in range(0, orders, 5000):
         batch = []
@@ -118,7 +125,7 @@ def run(context: Context) -> dict[str, Any]:
     env["INVENTORY_CATALOGUE_KEY_PREFIX"] = f"bench:{uuid.uuid4().hex[:8]}:"
     seed_s = _seed(env, orders, items)
     figures: dict[str, Any] = {"orders": orders, "items": items, "seed_s": seed_s}
-    with running_portal(env, context.tmp / "portal", settings="portal.settings.production") as p:
+    with running_portal(env, context.tmp / "portal", settings="bench.settings") as p:
         subprocess.run(
             [
                 sys.executable, "manage.py", "createsuperuser", "--noinput",
