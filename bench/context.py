@@ -30,7 +30,7 @@ class Context:
     def tables(self) -> dict[str, str]:
         """The environment of a DynamoDB Local holding the template's tables."""
         if self._tables is None:
-            self._tables = start_tables("bench")
+            self._tables = start_tables("bench", data_dir=None)
         return self._tables[1]
 
     def tables_pid(self) -> int | None:
@@ -42,8 +42,9 @@ class Context:
     def moto(self) -> str:
         """The URL of a moto server (SQS, CloudWatch)."""
         if self._moto is None:
-            self._moto = moto_server(free_port(), self.tmp / "moto.log")
-            self._moto.start()
+            server = moto_server(free_port(), self.tmp / "moto.log")
+            server.start()
+            self._moto = server
         return self._moto.url
 
     def runtime(self) -> dict[str, str]:

@@ -56,10 +56,11 @@ def manage(env: dict[str, str], *args: str) -> str:
         [sys.executable, "manage.py", *args],
         cwd=REPO_ROOT,
         env=env,
-        check=True,
         capture_output=True,
         text=True,
     )
+    if result.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stderr[-3000:]}")
     return result.stdout
 
 

@@ -3,7 +3,7 @@
 `/bench/minimal`: a DRF view with the API-key library's permission check and one PutItem,
 nothing else (no limiter, validation, idempotency or metrics): what the real POST /submitorder
 is measured against. `/bench/bare`: a plain Django view doing the same PutItem, no key check.
-Only bench/intake_settings.py mounts them; the portal never does.
+Only bench/settings.py mounts them; the portal never does.
 """
 
 from __future__ import annotations

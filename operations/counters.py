@@ -160,14 +160,9 @@ def stack_alarms() -> list[dict[str, str]]:
     return [alarm for alarm in found if is_stack_alarm(alarm["name"], stack)]
 
 
-def low_stock_count() -> int | None:
-    """Inventory items at or below their low-stock threshold; None until the inventory
-    features that keep this number are part of the project."""
-    try:
-        from operations.selectors import low_stock_count as count  # type: ignore[attr-defined]
-    except ImportError:
-        try:
-            from pipeline.inventory import low_stock_count as count  # type: ignore[attr-defined]
-        except ImportError:
-            return None
-    return int(count())
+def low_stock_count() -> int:
+    """Inventory items at or below their low-stock threshold, from the inventory catalogue the
+    portal keeps (operations/catalogue.py): no table read per view."""
+    from operations import catalogue  # the catalogue imports Django settings: only when asked
+
+    return catalogue.low_stock_count()

@@ -42,7 +42,7 @@ class StatusReport:
     metrics: Part  # {minutes, counts, ratios}
     status_counts: Part  # [{status, count, capped}]; value None when not counted
     counters: Part  # counters.OrderCounters: kept numbers, not counted per view
-    low_stock: Part  # items at or below their threshold; value None: not available
+    low_stock: Part  # items at or below their threshold (the inventory catalogue)
 
     def as_json(self) -> dict[str, Any]:
         """The report as one JSON document; a part that failed is {"error": ...}."""

@@ -103,9 +103,7 @@ def run(context: Context) -> dict[str, Any]:
     env = context.tables()
     dynamodb_pid = context.tables_pid()
     runs: dict[str, Any] = {}
-    with running_portal(
-        env, context.tmp / "intake", settings="bench.intake_settings", keys=1
-    ) as portal:
+    with running_portal(env, context.tmp / "intake", settings="bench.settings", keys=1) as portal:
         key = portal.keys[0]
         # A warm-up: every worker builds its clients and key cache before anything is timed.
         run_load(portal.port, Post("/bench/minimal", key), seconds=2, processes=1, threads=8)

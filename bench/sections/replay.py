@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 from bench.context import Context
-from bench.sections.portal import _batch_write
+from bench.sections.portal import _batch_write, seeding_client
 from pipeline import aws, wiring
 from pipeline.adapters.sqs import SqsQueue
 from pipeline.dlq import MAX_RATE, dlq_replay
@@ -66,7 +66,7 @@ def run(context: Context) -> dict[str, Any]:
     for i in range(count):
         order = Order.new(customer_name=f"replay {i}", lines=[OrderLine("item-1", 1)])
         orders.append(order.with_status(OrderStatus.RESERVED, "seeded", order.last_updated))
-    _batch_write(store.client, store.orders_table, [o.as_item() for o in orders])
+    _batch_write(seeding_client(env), store.orders_table, [o.as_item() for o in orders])
     bodies = [json.dumps({"OrderId": o.order_id, "Attempt": o.attempt}) for o in orders]
 
     _fill(SqsQueue(urls["raw"]), bodies)

@@ -56,9 +56,7 @@ def run(context: Context) -> dict[str, Any]:
     store.inventory_put(InventoryItem(item, 10**9, Decimal("5.00"), "steady bench item"))
     sent: list[tuple[float, int, float, str | None]] = []  # offset, status, ms, order id
     lock = threading.Lock()
-    with running_portal(
-        env, context.tmp / "steady", settings="portal.settings.production", keys=2
-    ) as portal:
+    with running_portal(env, context.tmp / "steady", settings="bench.settings", keys=2) as portal:
         start = time.monotonic()
 
         def offer(i: int) -> None:
