@@ -5,31 +5,27 @@
 Starts `python -m pipeline.local` in memory (payments approved), writes orders straight to the
 Orders table from 16 threads, and waits until each is final. Prints orders/s end to end and
 the time each stage took (from the orders' own status history); then sends `--hot` orders for
-one item with stock 100 and checks exactly 100 ship. Figures depend on the machine: on these
-2-core machines the functions, emulators and this client share the cores.
+one item with stock 100 and checks exactly 100 ship, beside as many orders over as many items.
+`python -m bench burst hot` runs the same functions and keeps the figures. Figures depend on
+the machine: on these 2-core machines the functions, emulators and this client share the cores.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
+from typing import Any
 
-from pipeline import aws, wiring
+from bench.context import Context
+from pipeline import wiring
 from pipeline.adapters.dynamodb import DynamoStore, deserialize
 from pipeline.domain import InventoryItem, Order
-from pipeline.local.emulators import REPO_ROOT
-from pipeline.local.envfile import read_env_file
-from pipeline.local.runtime import DEFAULT_PORTS
 from pipeline.orders import order_submit
 from pipeline.statuses import FINAL_STATUSES, OrderStatus
 
@@ -55,10 +51,10 @@ def _describe(label: str, spans: list[float]) -> str:
     return f"  {label}: median {statistics.median(spans):5.2f} s, p95 {p95:5.2f} s"
 
 
-def _wait_final(store: DynamoStore, order_ids: list[str], timeout: float) -> list[Order]:
-    """Poll the orders until all are final: 100 per BatchGetItem once a second, so the
-    benchmark's own reads stay a small part of what DynamoDB Local serves."""
-    deadline = time.monotonic() + timeout
+def finals_until(store: DynamoStore, order_ids: list[str], deadline: float) -> dict[str, Order]:
+    """Poll the orders until all are final or the monotonic `deadline` passes: 100 per
+    BatchGetItem once a second, so the benchmark's own reads stay a small part of what
+    DynamoDB Local serves. The final ones, by id."""
     pending = list(order_ids)
     finals: dict[str, Order] = {}
     while pending and time.monotonic() < deadline:
@@ -75,23 +71,106 @@ def _wait_final(store: DynamoStore, order_ids: list[str], timeout: float) -> lis
         pending = [i for i in pending if i not in finals]
         if pending:
             time.sleep(1.0)
-    if pending:
-        raise SystemExit(f"{len(pending)} order(s) not final after {timeout:.0f} s")
+    return finals
+
+
+def _wait_final(store: DynamoStore, order_ids: list[str], timeout: float) -> list[Order]:
+    finals = finals_until(store, order_ids, time.monotonic() + timeout)
+    if len(finals) < len(order_ids):
+        raise SystemExit(f"{len(order_ids) - len(finals)} order(s) not final after {timeout:.0f} s")
     return [finals[i] for i in order_ids]
 
 
 def _submit_all(store: DynamoStore, count: int, items: list[str]) -> tuple[list[str], float]:
+    return _submit_each(store, [items] * count)
+
+
+def _submit_each(store: DynamoStore, lines: list[list[str]]) -> tuple[list[str], float]:
+    """Write one order per entry of `lines` from 16 threads; their ids and the start time."""
     started = time.monotonic()
     with ThreadPoolExecutor(16) as pool:
         ids = list(
             pool.map(
-                lambda i: (
-                    order_submit(store=store, customer_name=f"bench-{i}", items=items).order_id
+                lambda pair: (
+                    (
+                        order_submit(store=store, customer_name=f"bench-{pair[0]}", items=pair[1])
+                    ).order_id
                 ),
-                range(count),
+                enumerate(lines),
             )
         )
     return ids, started
+
+
+def _p95(spans: list[float]) -> float | None:
+    spans = sorted(spans)
+    return spans[min(len(spans) - 1, int(len(spans) * 0.95))] if spans else None
+
+
+def burst(store: DynamoStore, orders: int, *, timeout: float = 600) -> dict[str, Any]:
+    """`orders` orders written straight to the table; how fast the pipeline makes them final."""
+    name = f"bench-{uuid.uuid4().hex[:6]}"
+    store.inventory_put(InventoryItem(name, 10**9, Decimal("12.50"), "bench item"))
+    ids, started = _submit_all(store, orders, [name, name])
+    written = time.monotonic() - started
+    finals = _wait_final(store, ids, timeout)
+    elapsed = time.monotonic() - started
+    stages = {
+        label: _stage_seconds(finals, source, target)
+        for label, source, target in (
+            ("reserve", "PENDING", "RESERVED"),
+            ("pay", "RESERVED", "PAID"),
+            ("ship", "PAID", "SHIPPED"),
+            ("total", "PENDING", "SHIPPED"),
+        )
+    }
+    # Orders reaching each stage per second over the whole run: the throughput per stage.
+    per_stage_rate = {
+        label: len(spans) / elapsed for label, spans in stages.items() if label != "total"
+    }
+    return {
+        "orders": orders,
+        "written_per_s": orders / written,
+        "orders_per_s": orders / elapsed,
+        "seconds": elapsed,
+        "shipped": sum(o.status == OrderStatus.SHIPPED for o in finals),
+        "reserve_p50_s": statistics.median(stages["reserve"]) if stages["reserve"] else None,
+        "reserve_p95_s": _p95(stages["reserve"]),
+        "pay_p95_s": _p95(stages["pay"]),
+        "ship_p95_s": _p95(stages["ship"]),
+        "total_p95_s": _p95(stages["total"]),
+        "stage_per_s": per_stage_rate,
+    }
+
+
+def hot(store: DynamoStore, orders: int, *, timeout: float = 600) -> dict[str, Any]:
+    """`orders` orders racing for one item with stock 100, beside as many orders spread over
+    as many items, in the same run: exactly 100 must ship, in comparable time."""
+    spread_items = [f"spread-{uuid.uuid4().hex[:6]}-{i}" for i in range(orders)]
+    for item in spread_items:
+        store.inventory_put(InventoryItem(item, 10, Decimal("1.00"), "spread item"))
+    ids, started = _submit_each(store, [[item] for item in spread_items])
+    _wait_final(store, ids, timeout)
+    spread_s = time.monotonic() - started
+
+    item = f"hot-{uuid.uuid4().hex[:6]}"
+    store.inventory_put(InventoryItem(item, 100, Decimal("1.00"), "hot item"))
+    ids, started = _submit_all(store, orders, [item])
+    finals = _wait_final(store, ids, timeout)
+    hot_s = time.monotonic() - started
+    statuses = [o.status for o in finals]
+    stock = store.inventory_get(item)
+    shipped = statuses.count(OrderStatus.SHIPPED)
+    return {
+        "orders": orders,
+        "shipped": shipped,
+        "rejected": statuses.count(OrderStatus.REJECTED),
+        "stock_left": stock.stock if stock else None,
+        "exact": shipped == 100 and stock is not None and stock.stock == 0,
+        "hot_s": hot_s,
+        "spread_s": spread_s,
+        "time_ratio": hot_s / spread_s,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,60 +181,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=600)
     args = parser.parse_args(argv)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        env_file = Path(tmp) / "pipeline.env"
-        command = [
-            sys.executable, "-m", "pipeline.local", "--in-memory", "--quiet",
-            "--env-file", str(env_file), "--parameter", "PaymentSuccessRate=1.0",
-            *(arg for name in DEFAULT_PORTS for arg in (f"--{name}-port", "0")),
-        ]  # fmt: skip
-        log = (Path(tmp) / "runtime.log").open("wb")
-        runtime = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 120
-            while "READY" not in (Path(tmp) / "runtime.log").read_text(errors="replace"):
-                if runtime.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("the runtime did not start")
-                time.sleep(0.2)
-            os.environ.update(read_env_file(env_file))
-            aws.reset_clients()
-            store = wiring.dynamo_store()
-            name = f"bench-{uuid.uuid4().hex[:6]}"
-            store.inventory_put(InventoryItem(name, 10**9, Decimal("12.50"), "bench item"))
-
-            ids, started = _submit_all(store, args.orders, [name, name])
-            written = time.monotonic() - started
-            finals = _wait_final(store, ids, args.timeout)
-            elapsed = time.monotonic() - started
-            shipped = sum(o.status == OrderStatus.SHIPPED for o in finals)
-            rate = args.orders / written
-            print(f"{args.orders} orders written in {written:.1f} s ({rate:.0f}/s)")
-            print(
-                f"all final after {elapsed:.1f} s: {args.orders / elapsed:.1f} orders/s end to "
-                f"end, {shipped} shipped"
-            )
-            print(_describe("PENDING -> RESERVED", _stage_seconds(finals, "PENDING", "RESERVED")))
-            print(_describe("RESERVED -> PAID   ", _stage_seconds(finals, "RESERVED", "PAID")))
-            print(_describe("PAID -> SHIPPED    ", _stage_seconds(finals, "PAID", "SHIPPED")))
-            print(_describe("PENDING -> SHIPPED ", _stage_seconds(finals, "PENDING", "SHIPPED")))
-
-            hot = f"hot-{uuid.uuid4().hex[:6]}"
-            store.inventory_put(InventoryItem(hot, 100, Decimal("1.00"), "hot item"))
-            ids, started = _submit_all(store, args.hot, [hot])
-            finals = _wait_final(store, ids, args.timeout)
-            statuses = [o.status for o in finals]
-            stock = store.inventory_get(hot)
-            print(
-                f"hot item, stock 100, {args.hot} orders: "
-                f"{statuses.count(OrderStatus.SHIPPED)} shipped, "
-                f"{statuses.count(OrderStatus.REJECTED)} rejected, stock now "
-                f"{stock.stock if stock else '?'} ({time.monotonic() - started:.1f} s)"
-            )
-            return 0 if statuses.count(OrderStatus.SHIPPED) == 100 else 1
-        finally:
-            runtime.terminate()
-            runtime.wait(timeout=60)
-            log.close()
+    context = Context(quick=False)
+    try:
+        context.use(context.runtime())
+        store = wiring.dynamo_store()
+        found = burst(store, args.orders, timeout=args.timeout)
+        print(
+            f"{args.orders} orders written at {found['written_per_s']:.0f}/s; all final after "
+            f"{found['seconds']:.1f} s: {found['orders_per_s']:.1f} orders/s end to end, "
+            f"{found['shipped']} shipped; reservation p95 {found['reserve_p95_s']:.2f} s, "
+            f"submit -> shipped p95 {found['total_p95_s']:.2f} s"
+        )
+        race = hot(store, args.hot, timeout=args.timeout)
+        print(
+            f"hot item, stock 100, {args.hot} orders: {race['shipped']} shipped, "
+            f"{race['rejected']} rejected, stock now {race['stock_left']} in {race['hot_s']:.1f} s "
+            f"({race['time_ratio']:.2f}x the {race['spread_s']:.1f} s of {args.hot} orders "
+            "over as many items)"
+        )
+        return 0 if race["exact"] else 1
+    finally:
+        context.close()
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from operations import selectors
+from operations import counters, selectors
 from operations.parts import Part, attempt
 from pipeline.config import PipelineSettings
 
@@ -40,7 +40,9 @@ class StatusReport:
     queues: dict[str, Part]  # "orders", "dead_letter", "stream_failures": depths
     alarms: Part  # [{name, state, reason, ...}]
     metrics: Part  # {minutes, counts, ratios}
-    status_counts: Part  # [{status, count, capped}]
+    status_counts: Part  # [{status, count, capped}]; value None when not counted
+    counters: Part  # counters.OrderCounters: kept numbers, not counted per view
+    low_stock: Part  # items at or below their threshold (the inventory catalogue)
 
     def as_json(self) -> dict[str, Any]:
         """The report as one JSON document; a part that failed is {"error": ...}."""
@@ -53,22 +55,30 @@ class StatusReport:
             "alarms": self.alarms.as_json(),
             "metrics": self.metrics.as_json(),
             "status_counts": self.status_counts.as_json(),
+            "low_stock": self.low_stock.as_json(),
         }
 
 
-def status_report(*, minutes: int, exact: bool, count_cap: int) -> StatusReport:
+def status_report(
+    *, minutes: int, exact: bool, count_cap: int, count_statuses: bool = True
+) -> StatusReport:
     """Every part of the report: metrics over the last `minutes`, table item counts estimated
-    (or, with `exact`, scanned), orders per status counted up to about `count_cap`."""
+    (or, with `exact`, scanned), orders per status counted up to about `count_cap` (unless
+    `count_statuses` is False: the dashboard reads kept counters instead, whose cost does not
+    grow with the table), this stack's alarms only."""
     reads: dict[str, Callable[[], Any]] = {
         "orders_table": lambda: selectors.orders_table_count(exact=exact),
         "inventory_table": lambda: selectors.inventory_table_count(exact=exact),
         "orders_queue": selectors.orders_queue_depth,
         "dead_letter_queue": selectors.dlq_depth,
         "stream_failure_queue": selectors.stream_failure_queue_depth,
-        "alarms": selectors.alarms,
+        "alarms": counters.stack_alarms,
         "metrics": lambda: selectors.pipeline_metrics(minutes=minutes),
-        "status_counts": lambda: selectors.order_counts_by_status(cap=count_cap),
+        "counters": counters.order_counters,
+        "low_stock": counters.low_stock_count,
     }
+    if count_statuses:
+        reads["status_counts"] = lambda: selectors.order_counts_by_status(cap=count_cap)
     with ThreadPoolExecutor(max_workers=len(reads), thread_name_prefix="status-report") as pool:
         futures = {name: pool.submit(attempt, read) for name, read in reads.items()}
         parts = {name: future.result() for name, future in futures.items()}
@@ -85,5 +95,7 @@ def status_report(*, minutes: int, exact: bool, count_cap: int) -> StatusReport:
         },
         alarms=parts["alarms"],
         metrics=parts["metrics"],
-        status_counts=parts["status_counts"],
+        status_counts=parts.get("status_counts", Part()),
+        counters=parts["counters"],
+        low_stock=parts["low_stock"],
     )

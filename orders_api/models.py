@@ -98,6 +98,8 @@ class ClientAPIKey(AbstractAPIKey):
     class Meta(AbstractAPIKey.Meta):
         verbose_name = "client API key"
         verbose_name_plural = "client API keys"
+        # Operators add and remove a key's webhook endpoints (orders_api/webhook_admin.py).
+        permissions = [("manage_webhooks", "Can manage the webhook endpoints of API keys")]
 
     @property
     def client_id(self) -> str:

@@ -7,6 +7,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 
 import redis
@@ -51,8 +52,20 @@ end
 redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens),
   'ts', string.format('%.0f', now_us), 'day', string.format('%d', day), 'used', used)
 redis.call('EXPIRE', KEYS[1], 172800)
+-- The key's usage for the admin: requests and refusals per UTC day, and its last request;
+-- days older than USAGE_DAYS are dropped as it goes, so the hash stays small.
+if KEYS[2] then
+  local field = verdict == 'ok' and ':r' or ':t'
+  redis.call('HINCRBY', KEYS[2], day .. field, 1)
+  redis.call('HSET', KEYS[2], 'last', string.format('%.0f', now_us))
+  redis.call('HDEL', KEYS[2], (day - 15) .. ':r', (day - 15) .. ':t')
+  redis.call('EXPIRE', KEYS[2], 1382400)
+end
 return {verdict, string.format('%.6f', wait), used, string.format('%.6f', tokens)}
 """
+
+# Days of usage kept per key (the key's page shows 14).
+USAGE_DAYS = 14
 
 # Failed authentications of one client address, in a window that starts at its first failure:
 # INCR and the window's expiry in one atomic step, so racing failures all count and the key
@@ -111,7 +124,7 @@ class RedisRateLimiter:
         # The hash tag {…} keeps one client's key on one cluster slot.
         result = self._run(
             self._script,
-            f"{prefix}ratelimit:{{{client_id}}}",
+            [f"{prefix}ratelimit:{{{client_id}}}", _usage_key(prefix, client_id)],
             [limits.rate_limit, limits.burst_limit, limits.daily_quota or 0],
         )
         if result is None:
@@ -123,7 +136,7 @@ class RedisRateLimiter:
     def failures_check(self, scope: str, address: str, *, limit: int, prefix: str) -> Decision:
         """Whether `address` may try to authenticate in `scope` ("api-key", "login"): refused
         ("blocked") once it has `limit` failures in its current window. Reads, never counts."""
-        result = self._run(self._failures_read, _failure_key(prefix, scope, address), [])
+        result = self._run(self._failures_read, [_failure_key(prefix, scope, address)], [])
         if result is None:
             return Decision(False, "unavailable", self.retry_seconds)
         count, ttl_ms = int(result[0]), int(result[1])
@@ -138,19 +151,19 @@ class RedisRateLimiter:
         and lasts `window` seconds. The count so far, or None when Redis is unavailable."""
         window_ms = max(1, round(window * 1000))
         key = _failure_key(prefix, scope, address)
-        result = self._run(self._failures_record, key, [window_ms])
+        result = self._run(self._failures_record, [key], [window_ms])
         return None if result is None else int(result[0])
 
     def failures_reset(self, scope: str, address: str, *, prefix: str) -> None:
         """Forget an address's failures (tests, and staff unblocking an address by hand)."""
         self._redis.delete(_failure_key(prefix, scope, address))
 
-    def _run(self, script: Any, key: str, args: list[Any]) -> Any:
-        """Run one script on one key; None (and Redis left alone for a while) on failure."""
+    def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        """Run one script on its keys; None (and Redis left alone for a while) on failure."""
         if time.monotonic() < self._down_until:
             return None
         try:
-            return script(keys=[key], args=args)
+            return script(keys=keys, args=args)
         except redis.RedisError as exc:
             self._down_until = time.monotonic() + self.retry_seconds
             log.warning(
@@ -165,10 +178,78 @@ class RedisRateLimiter:
         """Forget a client's bucket and day count (tests, and staff after a plan change)."""
         self._redis.delete(f"{prefix}ratelimit:{{{client_id}}}")
 
+    def usage(self, client_ids: list[str], *, prefix: str) -> dict[str, KeyUsage] | None:
+        """Each key's usage (one round trip for all of them), or None if Redis is unavailable:
+        the admin says so instead of showing zeros."""
+        if time.monotonic() < self._down_until:
+            return None
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for client_id in client_ids:
+                pipe.hgetall(_usage_key(prefix, client_id))
+            rows = pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("rate limiter: Redis failed reading usage (%s)", exc)
+            return None
+        return {cid: KeyUsage.from_hash(row) for cid, row in zip(client_ids, rows, strict=True)}
+
     @property
     def redis(self) -> Any:
         """The underlying client."""
         return self._redis
+
+
+def _usage_key(prefix: str, client_id: str) -> str:
+    # The same hash tag as the bucket's: one slot, so the script may touch both.
+    return f"{prefix}usage:{{{client_id}}}"
+
+
+@dataclass(frozen=True)
+class KeyUsage:
+    """A key's use as the limiter counted it: last request, and per UTC day (days since the
+    epoch) the requests it saw and how many of them it refused (429)."""
+
+    last_used: datetime | None
+    requests: dict[int, int]
+    throttled: dict[int, int]
+
+    @classmethod
+    def from_hash(cls, row: dict[bytes, bytes]) -> KeyUsage:
+        """Read the usage hash the token-bucket script writes."""
+        last = row.get(b"last")
+        requests: dict[int, int] = {}
+        throttled: dict[int, int] = {}
+        for field, value in row.items():
+            day, _, kind = field.decode().partition(":")
+            if kind == "r":
+                requests[int(day)] = requests.get(int(day), 0) + int(value)
+            elif kind == "t":
+                throttled[int(day)] = int(value)
+                requests[int(day)] = requests.get(int(day), 0) + int(value)
+        return cls(
+            datetime.fromtimestamp(int(last) / 1e6, UTC) if last else None, requests, throttled
+        )
+
+    def today(self) -> tuple[int, int]:
+        """(requests, 429s) of the current UTC day."""
+        day = today_number()
+        return self.requests.get(day, 0), self.throttled.get(day, 0)
+
+    def history(self, days: int = USAGE_DAYS) -> list[tuple[date, int, int]]:
+        """(day, requests, 429s) for the last `days` UTC days, oldest first, zeros included."""
+        last = today_number()
+        return [
+            (date.fromordinal(EPOCH_ORDINAL + d), self.requests.get(d, 0), self.throttled.get(d, 0))
+            for d in range(last - days + 1, last + 1)
+        ]
+
+
+EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+def today_number() -> int:
+    """Today (UTC) as days since the epoch, as the script counts."""
+    return int(time.time() // 86400)
 
 
 def _failure_key(prefix: str, scope: str, address: str) -> str:

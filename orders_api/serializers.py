@@ -8,6 +8,7 @@ the same way.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
@@ -309,3 +310,64 @@ class OrderSerializer(serializers.Serializer):
 # What GET /orders/{id} shows of Order.as_json(): not the payment token, the request hash or
 # the client id, which are the client's secrets or the portal's bookkeeping.
 ORDER_FIELDS = tuple(OrderSerializer._declared_fields)
+
+
+# GET /orders: how many orders a page holds at most, and by default.
+MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 20
+MAX_CURSOR_LENGTH = 2048
+
+
+def as_order_date(moment: datetime) -> str:
+    """A moment written the way OrderDate is (UTC, milliseconds, Z), so the index's string
+    order compares it rightly; moments beyond the years an offset can reach are clamped."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:
+        moment = (
+            datetime.min.replace(tzinfo=UTC)
+            if moment.year < 2
+            else datetime.max.replace(tzinfo=UTC)
+        )
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class OrderListQuerySerializer(serializers.Serializer):
+    """GET /orders's query: a status, a date range on OrderDate, a page size and a cursor."""
+
+    status = serializers.ChoiceField(
+        choices=[str(s) for s in OrderStatus],
+        required=False,
+        help_text="Only orders in this status now.",
+    )
+    since = serializers.DateTimeField(
+        required=False,
+        help_text="Only orders placed at or after this moment (ISO 8601; no offset means UTC).",
+    )
+    until = serializers.DateTimeField(
+        required=False,
+        help_text="Only orders placed at or before this moment (ISO 8601; no offset means UTC).",
+    )
+    limit = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_PAGE_SIZE,
+        default=DEFAULT_PAGE_SIZE,
+        help_text=f"Orders per page, 1 to {MAX_PAGE_SIZE} (default {DEFAULT_PAGE_SIZE}).",
+    )
+    cursor = serializers.CharField(
+        required=False,
+        max_length=MAX_CURSOR_LENGTH,
+        help_text="NextCursor of the previous page, as it came; the same filters must be sent.",
+    )
+
+
+class OrderListSerializer(serializers.Serializer):
+    """GET /orders: a page of the calling key's orders, newest first."""
+
+    Orders = OrderSerializer(many=True)
+    NextCursor = serializers.CharField(
+        allow_null=True, help_text="Send it as `cursor` for the next page; null on the last."
+    )

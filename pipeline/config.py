@@ -52,6 +52,11 @@ STACK_OUTPUT_ENV: dict[str, str] = {
     "DashboardName": ENV_DASHBOARD,
     "PaymentLedgerTableName": ENV_PAYMENT_LEDGER_TABLE,
     "PortalTasksQueueUrl": ENV_PORTAL_TASKS_QUEUE_URL,
+    # Webhooks (pipeline/webhooks_store.py reads them).
+    "WebhooksTableName": "WEBHOOKS_TABLE_NAME",
+    "WebhookSecretsKeyId": "WEBHOOK_SECRETS_KEY_ID",
+    "WebhookDeliveriesQueueUrl": "WEBHOOK_DELIVERIES_QUEUE_URL",
+    "WebhookDeadLetterQueueUrl": "WEBHOOK_DLQ_URL",
 }
 
 

@@ -18,6 +18,8 @@ SERVICE_PAYMENT: Final = "payment"
 SERVICE_SHIPPING: Final = "shipping"
 SERVICE_RELEASE_STOCK: Final = "release-stock"
 SERVICE_MANUAL_INTERVENTION: Final = "manual-intervention"
+SERVICE_ORDER_EVENTS: Final = "order-events"
+SERVICE_WEBHOOK_DELIVERY: Final = "webhook-delivery"
 
 # lambdas/order_processing
 ORDERS_PROCESSED: Final = "OrdersProcessed"
@@ -37,6 +39,13 @@ SHIPMENT_FAILURES: Final = "ShipmentFailures"
 STOCK_RELEASES: Final = "StockReleases"
 # lambdas/manual_intervention
 ORDERS_NEEDING_INTERVENTION: Final = "OrdersNeedingIntervention"
+# lambdas/order_events
+WEBHOOK_EVENTS_QUEUED: Final = "WebhookEventsQueued"
+# lambdas/webhook_delivery
+WEBHOOKS_DELIVERED: Final = "WebhooksDelivered"
+WEBHOOK_ATTEMPTS_FAILED: Final = "WebhookAttemptsFailed"
+WEBHOOKS_DEAD_LETTERED: Final = "WebhooksDeadLettered"
+WEBHOOK_ENDPOINTS_DISABLED: Final = "WebhookEndpointsDisabled"
 # The portal (orders_api/metrics.py)
 API_AUTHENTICATION_FAILURES: Final = "ApiAuthenticationFailures"
 API_REQUESTS_THROTTLED: Final = "ApiRequestsThrottled"
@@ -75,6 +84,11 @@ SERVICE_OF: Final[Mapping[str, str | None]] = MappingProxyType(
         SHIPMENT_FAILURES: SERVICE_SHIPPING,
         STOCK_RELEASES: SERVICE_RELEASE_STOCK,
         ORDERS_NEEDING_INTERVENTION: SERVICE_MANUAL_INTERVENTION,
+        WEBHOOK_EVENTS_QUEUED: SERVICE_ORDER_EVENTS,
+        WEBHOOKS_DELIVERED: SERVICE_WEBHOOK_DELIVERY,
+        WEBHOOK_ATTEMPTS_FAILED: SERVICE_WEBHOOK_DELIVERY,
+        WEBHOOKS_DEAD_LETTERED: SERVICE_WEBHOOK_DELIVERY,
+        WEBHOOK_ENDPOINTS_DISABLED: SERVICE_WEBHOOK_DELIVERY,
         API_AUTHENTICATION_FAILURES: None,
         API_REQUESTS_THROTTLED: None,
         RATE_LIMITER_UNAVAILABLE: None,

@@ -158,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         runtime_cmd = [PYTHON, "-m", "pipeline.local", "--env-file", str(DEFAULT_ENV_FILE)]
+        # Webhooks may go to a receiver on this machine (http://127.0.0.1, localhost): the
+        # portal's local settings allow adding such endpoints, the delivery function this.
+        runtime_cmd += ["--parameter", "WebhookAllowLocalEndpoints=true"]
         if args.fresh:
             runtime_cmd.append("--fresh")
         # Own process groups: Ctrl-C reaches us, and we stop the children in order.

@@ -89,6 +89,10 @@ def local_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningR
         *(arg for name in DEFAULT_PORTS for arg in (f"--{name}-port", "0")),
         "--time-scale", str(RUNTIME_TIME_SCALE),
         "--parameter", "PaymentSuccessRate=1.0",
+        # Webhooks to the tests' receivers on 127.0.0.1, retried after 1 s, 2 s, then every 3 s.
+        "--parameter", "WebhookAllowLocalEndpoints=true",
+        "--parameter", "WebhookRetryBaseSeconds=1",
+        "--parameter", "WebhookRetryMaxDelaySeconds=3",
     ]  # fmt: skip
     with log_path.open("wb") as out:
         proc = subprocess.Popen(command, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT)

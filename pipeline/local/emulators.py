@@ -166,12 +166,14 @@ def dynamodb_local(port: int, data_dir: Path | None, log_path: Path | None = Non
 
 
 def moto_server(port: int, log_path: Path | None = None) -> Emulator:
-    """moto's server on 127.0.0.1:port (SQS, CloudWatch, Logs, SNS, STS)."""
+    """moto's server on 127.0.0.1:port (SQS, CloudWatch, Logs, SNS, STS), with the SQS
+    speed-ups of pipeline/local/moto_fast.py."""
     return Emulator(
         "moto",
         port,
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "pipeline.local.moto_server", "-H", "127.0.0.1", "-p", str(port)],
         log_path=log_path,
+        cwd=REPO_ROOT,  # `-m pipeline.local...` imports this checkout's code
         env={"MOTO_ALLOW_NONEXISTENT_REGION": "false"},
     )
 
@@ -199,7 +201,12 @@ OWNER_ENV = "PIPELINE_LOCAL_OWNER"  # in the environment of every process the ru
 PID_FILE = "runtime.pid"  # in the data directory: the owner token and the emulators' pids
 LOCK_FILE = "runtime.lock"  # in the data directory: locked for as long as a runtime uses it
 # A process is only ever stopped if it carries the owner token *and* runs one of these.
-OWN_COMMANDS = ("DynamoDBLocal.jar", "moto.server", "pipeline.local.lambda_worker")
+OWN_COMMANDS = (
+    "DynamoDBLocal.jar",
+    "moto.server",
+    "pipeline.local.moto_server",
+    "pipeline.local.lambda_worker",
+)
 _PR_SET_PDEATHSIG = 1
 _PROC = Path("/proc")
 

@@ -226,6 +226,12 @@ class Provisioner:
         """What Ref and Fn::GetAtt give for a resource that is not created locally."""
         name = self._name(logical_id)
         if rtype == "AWS::KMS::Key":
+            if "kms" in self.clients:
+                # moto's KMS is the stand-in code encrypts with (webhook secrets): a real key
+                # there, in memory, so a restart makes a new one (docs/webhooks.md).
+                description = self.clients["kms"].create_key(Description=name)["KeyMetadata"]
+                key_id = description["KeyId"]
+                return Physical(key_id, {"Arn": description["Arn"], "KeyId": key_id})
             key_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.stack_name}/{logical_id}"))
             return Physical(key_id, {"Arn": self._arn("kms", f"key/{key_id}"), "KeyId": key_id})
         return Physical(name, {"Arn": self._arn("iam", f"role/{name}")})
@@ -276,6 +282,7 @@ class Provisioner:
             if exc.response["Error"]["Code"] != "ResourceInUseException":
                 raise
             description = client.describe_table(TableName=name)["Table"]
+            description = self._add_missing_indexes(client, request, description)
             self._same_table(logical_id, request, description)
         ttl = props.get("TimeToLiveSpecification")
         if ttl and ttl.get("Enabled"):
@@ -296,6 +303,25 @@ class Provisioner:
         elif stream:
             raise TemplateError(f"{logical_id}: table {name} exists without a stream; use --fresh")
         return Physical(name, attributes)
+
+    @staticmethod
+    def _add_missing_indexes(
+        client: Any, wanted: Mapping[str, Any], found: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Create the template's global indexes a kept table lacks (a new index in
+        template.yaml), as CloudFormation does on an update; the table as it is now."""
+        have = {i["IndexName"] for i in found.get("GlobalSecondaryIndexes", [])}
+        wanted_indexes = wanted.get("GlobalSecondaryIndexes", [])
+        missing = [i for i in wanted_indexes if i["IndexName"] not in have]
+        if not missing or found["KeySchema"] != wanted["KeySchema"]:
+            return found
+        for index in missing:
+            client.update_table(
+                TableName=wanted["TableName"],
+                AttributeDefinitions=wanted["AttributeDefinitions"],
+                GlobalSecondaryIndexUpdates=[{"Create": index}],
+            )
+        return client.describe_table(TableName=wanted["TableName"])["Table"]
 
     @staticmethod
     def _same_table(logical_id: str, wanted: Mapping[str, Any], found: Mapping[str, Any]) -> None:

@@ -172,6 +172,7 @@ class LocalRuntime:
             "sqs": self._client("sqs", moto.url),
             "logs": self._client("logs", moto.url),
             "sns": self._client("sns", moto.url),
+            "kms": self._client("kms", moto.url),
             "cloudwatch": self._client("cloudwatch", moto.url),
             "stepfunctions": self._client("stepfunctions", self.endpoints["AWS_ENDPOINT_URL_SFN"]),
         }

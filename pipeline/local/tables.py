@@ -24,7 +24,7 @@ def start_tables(
     """Start DynamoDB Local on a free port and create the template's tables in it.
 
     Returns the running emulator (stop it when done) and the environment a client needs:
-    region, credentials, AWS_ENDPOINT_URL_DYNAMODB, ORDERS_TABLE_NAME, INVENTORY_TABLE_NAME.
+    region, credentials, AWS_ENDPOINT_URL_DYNAMODB and the tables' names (*_TABLE_NAME).
     """
     emulator = dynamodb_local(free_port(), data_dir)
     emulator.start()
@@ -63,4 +63,5 @@ def start_tables(
         "AWS_ENDPOINT_URL_DYNAMODB": emulator.url,
         "ORDERS_TABLE_NAME": result.physical["OrdersTable"].ref,
         "INVENTORY_TABLE_NAME": result.physical["InventoryTable"].ref,
+        "WEBHOOKS_TABLE_NAME": result.physical["WebhooksTable"].ref,
     }

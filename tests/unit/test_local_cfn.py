@@ -552,6 +552,8 @@ FUNCTIONS = {
     "ShippingFunction": "shipping",
     "ReleaseStockFunction": "release_stock",
     "ManualInterventionFunction": "manual_intervention",
+    "OrderEventsFunction": "order_events",
+    "WebhookDeliveryFunction": "webhook_delivery",
 }
 
 
@@ -625,6 +627,8 @@ def test_translation_makes_the_event_source_mappings_with_the_filters(
     assert set(mappings) == {
         "OrderProcessingFunctionOrdersStream",
         "SQSProcessorFunctionOrdersQueue",
+        "OrderEventsFunctionOrdersStream",
+        "WebhookDeliveryFunctionDeliveries",
     }
     stream = mappings["OrderProcessingFunctionOrdersStream"]["Properties"]
     assert stream["FilterCriteria"] == events["OrdersStream"]["Properties"]["FilterCriteria"]

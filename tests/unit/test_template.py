@@ -83,7 +83,7 @@ def test_every_function_runs_python_312_with_active_tracing(
     globals_ = template["Globals"]["Function"]
     functions = _of_type(resources, "AWS::Serverless::Function")
     # Then every function runs python3.12 with X-Ray tracing, none overriding either
-    assert len(functions) == 6
+    assert len(functions) == 8
     assert globals_["Runtime"] == "python3.12"
     assert globals_["Tracing"] == "Active"
     for logical_id, function in functions.items():
@@ -109,7 +109,7 @@ def test_orders_table_keys_indexes_stream_billing_and_protection(
 ) -> None:
     # Given the Orders table
     props = _props(resources, "OrdersTable")
-    # Then it is keyed by OrderId, with the status and customer indexes sorted by OrderDate
+    # Then it is keyed by OrderId, with status, customer, name-prefix and client indexes
     assert props["KeySchema"] == [{"AttributeName": "OrderId", "KeyType": "HASH"}]
     indexes = {i["IndexName"]: i["KeySchema"] for i in props["GlobalSecondaryIndexes"]}
     assert indexes == {
@@ -121,9 +121,24 @@ def test_orders_table_keys_indexes_stream_billing_and_protection(
             {"AttributeName": "CustomerName", "KeyType": "HASH"},
             {"AttributeName": "OrderDate", "KeyType": "RANGE"},
         ],
+        "CustomerPrefixIndex": [
+            {"AttributeName": "CustomerPrefix", "KeyType": "HASH"},
+            {"AttributeName": "OrderDate", "KeyType": "RANGE"},
+        ],
+        "ClientIndex": [
+            {"AttributeName": "ClientId", "KeyType": "HASH"},
+            {"AttributeName": "OrderDate", "KeyType": "RANGE"},
+        ],
     }
     declared = {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]}
-    assert declared == {"OrderId": "S", "Status": "S", "OrderDate": "S", "CustomerName": "S"}
+    assert declared == {
+        "OrderId": "S",
+        "Status": "S",
+        "OrderDate": "S",
+        "CustomerName": "S",
+        "CustomerPrefix": "S",
+        "ClientId": "S",
+    }
     # And its stream carries both images, billing is on demand, encryption and PITR are on
     assert props["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
     assert props["BillingMode"] == "PAY_PER_REQUEST"
@@ -309,7 +324,7 @@ def test_error_names_of_the_definition_are_pipeline_exceptions(states: dict[str,
 def test_every_log_group_has_a_retention(resources: dict[str, Any]) -> None:
     # Given every log group of the template
     groups = _of_type(resources, "AWS::Logs::LogGroup")
-    assert len(groups) == 7
+    assert len(groups) == 9
     # Then each expires its logs
     for logical_id, group in groups.items():
         assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, logical_id

@@ -18,6 +18,9 @@ from pipeline.errors import InvalidTransition, OrderAlreadyExists, OrderNotFound
 from pipeline.ports import Page
 from pipeline.statuses import OrderStatus, sources_of
 
+# Index reads one listing page may make before it answers with what it has (and a cursor).
+MAX_LISTING_READS = 10
+
 
 class OrdersTable(TableAdapter):
     """The Orders table's reads and single-item writes."""
@@ -417,6 +420,74 @@ class OrdersTable(TableAdapter):
             if not last:
                 return read, written
             kwargs["ExclusiveStartKey"] = last
+
+    def orders_by_client(
+        self,
+        client_id: str,
+        *,
+        limit: int = 50,
+        cursor: dict[str, Any] | None = None,
+        status: OrderStatus | None = None,
+        placed_from: str | None = None,
+        placed_to: str | None = None,
+    ) -> Page:
+        """One API key's orders, newest first, through the ClientIndex: the date range is a key
+        condition (only those orders are read), the status a filter on what was read. A filtered
+        page can hold fewer than `limit` orders and still have a cursor; it reads on until it
+        has `limit` or the index ends, so a client never gets an empty page before the last."""
+        if placed_from is not None and placed_to is not None and placed_from > placed_to:
+            return Page([], None)  # an empty range (DynamoDB refuses BETWEEN on one)
+        names: dict[str, str] = {"#c": "ClientId"}
+        values: dict[str, Any] = {":c": {"S": client_id}}
+        condition = "#c = :c"
+        if placed_from is not None and placed_to is not None:
+            condition += " AND #d BETWEEN :from AND :to"
+        elif placed_from is not None:
+            condition += " AND #d >= :from"
+        elif placed_to is not None:
+            condition += " AND #d <= :to"
+        if placed_from is not None or placed_to is not None:
+            names["#d"] = "OrderDate"
+        if placed_from is not None:
+            values[":from"] = {"S": placed_from}
+        if placed_to is not None:
+            values[":to"] = {"S": placed_to}
+        kwargs: dict[str, Any] = {
+            "TableName": self.orders_table,
+            "IndexName": "ClientIndex",
+            "KeyConditionExpression": condition,
+            "ScanIndexForward": False,
+        }
+        if status is not None:
+            names["#s"] = "Status"
+            values[":s"] = {"S": str(status)}
+            kwargs["FilterExpression"] = "#s = :s"
+        kwargs["ExpressionAttributeNames"] = names
+        kwargs["ExpressionAttributeValues"] = values
+        # Each read evaluates a whole page's worth, so a rare status costs few round trips; a
+        # read that brings more than the page needs is cut at the page's last order, whose own
+        # key (the index's and the table's) is where the next page starts.
+        kwargs["Limit"] = max(limit, 50)
+        start = serialize(cursor) if cursor else None
+        items: list[Order] = []
+        for _ in range(MAX_LISTING_READS):
+            if start:
+                kwargs["ExclusiveStartKey"] = start
+            response = self.client.query(**kwargs)
+            items += [Order.from_item(deserialize(i)) for i in response.get("Items", [])]
+            start = response.get("LastEvaluatedKey")
+            if len(items) > limit:
+                items = items[:limit]
+                last = items[-1]
+                key = {
+                    "OrderId": last.order_id,
+                    "ClientId": client_id,
+                    "OrderDate": last.order_date,
+                }
+                return Page(items, key)
+            if not start or len(items) == limit:
+                break
+        return Page(items, deserialize(start) if start else None)
 
     @staticmethod
     def _page(response: Mapping[str, Any]) -> Page:

@@ -80,7 +80,7 @@ def test_schema_is_valid_openapi_3_with_the_key_scheme(schema: dict[str, Any]):
     # Given the served schema, Then it validates and describes both operations and the key
     validate_schema(schema)
     assert schema["openapi"].startswith("3.")
-    assert set(schema["paths"]) == {"/submitorder", "/orders/{order_id}"}
+    assert set(schema["paths"]) == {"/submitorder", "/orders", "/orders/{order_id}"}
     assert schema["components"]["securitySchemes"]["ApiKeyAuth"] == {
         "type": "apiKey",
         "in": "header",

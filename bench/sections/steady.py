@@ -1,0 +1,96 @@
+"""Steady: the whole local system under an offered load through the API, open loop.
+
+Orders arrive at a fixed rate (50/s for 60 s; 20/s for 10 s with --quick) whatever the answers'
+speed, from two keys so that no plan binds, payments approved. Counted: the share of offered
+orders final within the run plus 10 s, submit -> final p95 (from each order's own history),
+the API's latency, and per-second series for the report's charts.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from typing import Any
+
+from bench.context import Context
+from bench.gunicorn import running_portal
+from bench.pipeline_throughput import _when, finals_until
+from pipeline import wiring
+from pipeline.domain import InventoryItem
+
+
+def _post(port: int, key: str, item: str, i: int) -> tuple[int, float, str | None]:
+    body = json.dumps({"CustomerName": f"steady {i}", "Items": [item]})
+    started = time.perf_counter()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request(
+            "POST", "/submitorder", body=body,
+            headers={"Content-Type": "application/json", "x-api-key": key},
+        )  # fmt: skip
+        response = conn.getresponse()
+        answer = response.read()
+        conn.close()
+    except OSError:
+        return 0, (time.perf_counter() - started) * 1000, None
+    order_id = json.loads(answer).get("OrderId") if response.status == 200 else None
+    return response.status, (time.perf_counter() - started) * 1000, order_id
+
+
+def _pct(values: list[float], share: float) -> float | None:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * share))] if values else None
+
+
+def run(context: Context) -> dict[str, Any]:
+    """Offer the load, wait up to 10 s after it ends, and say what became final."""
+    rate, seconds = (20.0, 10.0) if context.quick else (50.0, 60.0)
+    env = context.runtime()
+    context.use(env)
+    store = wiring.dynamo_store()
+    item = "steady-item"
+    store.inventory_put(InventoryItem(item, 10**9, Decimal("5.00"), "steady bench item"))
+    sent: list[tuple[float, int, float, str | None]] = []  # offset, status, ms, order id
+    lock = threading.Lock()
+    with running_portal(env, context.tmp / "steady", settings="bench.settings", keys=2) as portal:
+        start = time.monotonic()
+
+        def offer(i: int) -> None:
+            offset = i / rate
+            time.sleep(max(0.0, start + offset - time.monotonic()))
+            status, ms, order_id = _post(portal.port, portal.keys[i % 2], item, i)
+            with lock:
+                sent.append((offset, status, ms, order_id))
+
+        with ThreadPoolExecutor(64) as pool:
+            list(pool.map(offer, range(int(rate * seconds))))
+        ended = time.monotonic()
+    ids = [order_id for _, _, _, order_id in sent if order_id]
+    finals = finals_until(store, ids, ended + 10)
+    totals = []
+    for order in finals.values():
+        at = {h.status: _when(h.at) for h in order.history}
+        if "PENDING" in at:
+            totals.append(at[str(order.status)] - at["PENDING"])
+    offered = int(rate * seconds)
+    api_ms = [ms for _, status, ms, _ in sent if status]
+    sent.sort()
+    return {
+        "offered": offered,
+        "offered_per_s": rate,
+        "seconds": seconds,
+        "accepted": len(ids),
+        "final_within_run_plus_10s": len(finals),
+        "final_share": len(finals) / offered,
+        "p50_s": _pct(totals, 0.5),
+        "p95_s": _pct(totals, 0.95),
+        "api_p50_ms": _pct(api_ms, 0.5),
+        "api_p99_ms": _pct(api_ms, 0.99),
+        "send_overrun_s": (ended - start) - seconds,
+        # (second of the run, API ms): the report's latency-over-time chart.
+        "api_latency_series": [(round(off, 2), round(ms, 1)) for off, _, ms, _ in sent],
+    }

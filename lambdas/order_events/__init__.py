@@ -1,0 +1,1 @@
+"""Lambda function package: order_events (CodeUri in template.yaml)."""

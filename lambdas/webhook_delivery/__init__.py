@@ -1,0 +1,1 @@
+"""Lambda function package: webhook_delivery (CodeUri in template.yaml)."""

@@ -1,0 +1,245 @@
+"""API keys and their webhooks in the Django admin: a key shown once and never in a cookie,
+usage from Redis, endpoints added (secret shown once, encrypted at rest), removed, refused,
+their attempts listed, one event resent, and who may do what."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from django.contrib.auth.models import Group, Permission, User
+from django.test import Client
+
+from orders_api.models import ClientAPIKey
+from pipeline import aws
+from pipeline.local.emulators import LOCAL_CREDENTIALS, LOCAL_REGION, free_port, moto_server
+from pipeline.webhooks import DEFAULT_EVENTS
+from pipeline.webhooks_store import WebhookStore
+from tests.integration.api.conftest import KeyMaker, post_order
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db]
+
+PASSWORD = "a-long-test-password-1"
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    """A moto server of this module's own (KMS for the secrets, SQS for deliveries)."""
+    emulator = moto_server(free_port())
+    emulator.start()
+    try:
+        yield emulator.url
+    finally:
+        emulator.stop()
+
+
+@pytest.fixture
+def webhook_env(store: Any, moto_url: str, dynamodb_endpoint: dict[str, str], monkeypatch) -> dict:
+    """The webhooks' table on DynamoDB Local, a KMS key and the delivery queues on moto."""
+
+    def client(service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=moto_url,
+            region_name=LOCAL_REGION,
+            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
+
+    key_id = client("kms").create_key()["KeyMetadata"]["KeyId"]
+    sqs = client("sqs")
+    queue = sqs.create_queue(QueueName=f"wh-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    dlq = sqs.create_queue(QueueName=f"whdlq-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    env = {
+        "AWS_ENDPOINT_URL_KMS": moto_url,
+        "AWS_ENDPOINT_URL_SQS": moto_url,
+        "WEBHOOKS_TABLE_NAME": dynamodb_endpoint["WEBHOOKS_TABLE_NAME"],
+        "WEBHOOK_SECRETS_KEY_ID": key_id,
+        "WEBHOOK_DELIVERIES_QUEUE_URL": queue,
+        "WEBHOOK_DLQ_URL": dlq,
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    aws.reset_clients()
+    return {**env, "sqs": sqs}
+
+
+def _user(*perms: str) -> Client:
+    user = User.objects.create_user(
+        username=f"u-{uuid.uuid4().hex[:6]}", password=PASSWORD, is_staff=True
+    )
+    for perm in perms:
+        app, codename = perm.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app, codename=codename)
+        )
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def _cookies_hold(response: Any, text: str) -> bool:
+    return any(text in morsel.value for morsel in response.cookies.values())
+
+
+def test_a_new_key_is_shown_once_and_never_in_a_cookie(caplog: Any) -> None:
+    # Given an admin of keys
+    admin = _user(
+        "orders_api.add_clientapikey",
+        "orders_api.change_clientapikey",
+        "orders_api.view_clientapikey",
+    )
+
+    # When a key is created in the admin
+    response = admin.post(
+        "/admin/orders_api/clientapikey/add/", {"name": "acme", "expiry_date": "", "plan": ""}
+    )
+
+    # Then the page shows the key once, uncached, and it works
+    assert response.status_code == 200, response.content[:500]
+    html = response.content.decode()
+    raw = html.split('id="new-api-key">')[1].split("<")[0]
+    key = ClientAPIKey.objects.get(name="acme")
+    assert ClientAPIKey.objects.find(raw) == key
+    assert "no-store" in response["Cache-Control"]
+    # And it is in no cookie (Django's default message storage is a cookie) and no log
+    assert not _cookies_hold(response, raw) and not _cookies_hold(response, raw[:8] + ".")
+    assert raw not in caplog.text
+    # And the key's page never shows it again
+    page = admin.get(f"/admin/orders_api/clientapikey/{key.pk}/change/").content.decode()
+    assert raw not in page
+
+
+def test_the_key_list_and_page_show_usage_from_redis(
+    api: Any, make_plan: Any, make_key: KeyMaker
+) -> None:
+    # Given a key allowed 3 requests in a burst, that makes 5 (two refused with 429)
+    key, raw = make_key("busy", plan=make_plan(rate_limit=0.01, burst_limit=3, daily_quota=None))
+    statuses = [
+        post_order(api, raw, {"CustomerName": "Ann", "Items": ["laptop"]}).status_code
+        for _ in range(5)
+    ]
+    assert statuses.count(429) == 2
+
+    # When a viewer opens the key list and the key's page
+    viewer = _user("orders_api.view_clientapikey")
+    listing = viewer.get("/admin/orders_api/clientapikey/").content.decode()
+    page = viewer.get(f"/admin/orders_api/clientapikey/{key.pk}/change/").content.decode()
+
+    # Then the list shows when it was last used, 5 requests today and 2 refused
+    row = listing.split(key.prefix, 1)[1].split("</tr>", 1)[0]
+    assert "UTC" in row and "never" not in row
+    assert '<td class="field-requests_today">5</td>' in row
+    assert '<td class="field-throttled_today">2</td>' in row
+    # And the key's page a 14-day history ending today with those numbers
+    history = page.split("usage-history", 1)[1].split("</table>", 1)[0]
+    assert history.count("<tr>") == 15  # header + 14 days
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    assert f"<td>{today}</td><td style='text-align:right'>5</td>" in history
+
+
+def test_an_operator_adds_an_endpoint_secret_shown_once_and_encrypted(
+    webhook_env: dict, settings: Any, make_key: KeyMaker
+) -> None:
+    settings.WEBHOOKS_ALLOW_LOCAL_ENDPOINTS = True
+    key, _ = make_key("hooked")
+    operator = _user("orders_api.view_clientapikey", "orders_api.manage_webhooks")
+    url = f"/admin/orders_api/clientapikey/{key.pk}/webhooks/"
+
+    # When the operator adds an endpoint with the default events
+    response = operator.post(
+        url, {"action": "add", "url": "http://127.0.0.1:9/hooks", "events": list(DEFAULT_EVENTS)}
+    )
+
+    # Then the secret is shown in that response only, uncached, in no cookie
+    assert response.status_code == 200
+    html = response.content.decode()
+    secret = html.split('id="webhook-secret">')[1].split("<")[0]
+    assert secret.startswith("whsec_")
+    assert "no-store" in response["Cache-Control"] and not _cookies_hold(response, secret)
+    # And it is stored encrypted, bound to its endpoint, and decrypts to the same secret
+    hooks = WebhookStore.from_env()
+    (subscription,) = hooks.for_client(key.client_id)
+    assert secret.encode() not in subscription.secret_ciphertext
+    assert hooks.secret(subscription) == secret
+    assert subscription.events == DEFAULT_EVENTS
+    # And the next view does not show it
+    assert secret not in operator.get(url).content.decode()
+    # And the change is in the key's history, without the secret
+    history = operator.get(f"/admin/orders_api/clientapikey/{key.pk}/history/")
+    assert history.status_code in (200, 403)
+
+    # When the operator resends a kept event, Then it is queued with the same event id
+    event = {"EventId": "e-1", "OrderId": "o-1", "Type": "order.shipped", "Sequence": 3}
+    hooks.save_event(subscription.subscription_id, event)
+    operator.post(
+        url, {"action": "resend", "subscription": subscription.subscription_id, "event": "e-1"}
+    )
+    sqs = webhook_env["sqs"]
+    messages = sqs.receive_message(
+        QueueUrl=webhook_env["WEBHOOK_DELIVERIES_QUEUE_URL"], MaxNumberOfMessages=10
+    ).get("Messages", [])
+    assert [json.loads(m["Body"])["EventId"] for m in messages] == ["e-1"]
+
+    # When it removes the endpoint, Then it is gone
+    operator.post(url, {"action": "remove", "subscription": subscription.subscription_id})
+    assert hooks.for_client(key.client_id) == []
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "allow_local", "problem"),
+    [
+        ("http://example.com/hooks", False, "must start with https://"),
+        ("https://127.0.0.1/hooks", False, "private, loopback or link-local"),
+        ("https://169.254.169.254/latest", False, "private, loopback or link-local"),
+        ("https://10.1.2.3/hooks", False, "private, loopback or link-local"),
+        ("http://127.0.0.1:9/hooks", False, "must start with https://"),
+        ("http://10.1.2.3/hooks", True, "must start with https://"),
+    ],
+)
+def test_bad_endpoints_are_refused_and_nothing_is_written(
+    webhook_env: dict, settings: Any, make_key: KeyMaker, endpoint: str, allow_local: bool,
+    problem: str,
+) -> None:  # fmt: skip
+    settings.WEBHOOKS_ALLOW_LOCAL_ENDPOINTS = allow_local
+    key, _ = make_key("refused")
+    operator = _user("orders_api.view_clientapikey", "orders_api.manage_webhooks")
+    response = operator.post(
+        f"/admin/orders_api/clientapikey/{key.pk}/webhooks/",
+        {"action": "add", "url": endpoint, "events": ["order.shipped"]},
+    )
+    assert response.status_code == 200
+    assert problem in response.content.decode()
+    assert WebhookStore.from_env().for_client(key.client_id) == []
+
+
+def test_a_viewer_sees_endpoints_but_cannot_change_them(
+    webhook_env: dict, settings: Any, make_key: KeyMaker
+) -> None:
+    settings.WEBHOOKS_ALLOW_LOCAL_ENDPOINTS = True
+    key, _ = make_key("watched")
+    url = f"/admin/orders_api/clientapikey/{key.pk}/webhooks/"
+    viewer = _user("orders_api.view_clientapikey")
+    page = viewer.get(url)
+    assert page.status_code == 200 and "Add an endpoint" not in page.content.decode()
+    response = viewer.post(
+        url, {"action": "add", "url": "http://127.0.0.1:9/h", "events": ["order.shipped"]}
+    )
+    assert response.status_code == 403
+    assert WebhookStore.from_env().for_client(key.client_id) == []
+    # And a staff member without the view permission gets 403 too
+    assert _user().get(url).status_code == 403
+
+
+def test_the_operator_and_admin_groups_hold_manage_webhooks() -> None:
+    for name in ("operator", "admin"):
+        group = Group.objects.get(name=name)
+        assert group.permissions.filter(codename="manage_webhooks").exists(), name
+    viewer = Group.objects.filter(name="viewer").first()
+    if viewer is not None:
+        assert not viewer.permissions.filter(codename="manage_webhooks").exists()
