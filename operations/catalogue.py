@@ -392,11 +392,19 @@ class Catalogue:
         folded = snapshot.folded()
         needle = search[1:].casefold() if search.startswith("^") else search.casefold()
 
-        def text(item: InventoryItem) -> bool:
-            name, description = folded[item.item_name]
-            if search.startswith("^"):
-                return name.startswith(needle)
-            return needle in name or needle in description
+        text: Callable[[InventoryItem], bool]
+        if search.startswith("^"):
+            # Names with the prefix are one run of the name order: found by bisection.
+            by_name, keys = snapshot.ordered("name")
+            low = bisect.bisect_left(keys, (needle,))
+            high = bisect.bisect_left(keys, (needle + "\U0010ffff",))
+            prefixed = {item.item_name for item in by_name[low:high]}
+            text = lambda item: item.item_name in prefixed  # noqa: E731
+        else:
+
+            def text(item: InventoryItem) -> bool:
+                name, description = folded[item.item_name]
+                return needle in name or needle in description
 
         if search and low_only:
             return lambda item: item.is_low(default) and text(item)

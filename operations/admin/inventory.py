@@ -240,7 +240,7 @@ class InventoryItemAdmin(DataAdmin):
     search_help_text = (
         "Part of an item's name or description (any case); ^text: names starting with text."
     )
-    list_per_page = 50
+    list_per_page = 25  # as the other data pages: each row shown is read live (BatchGetItem)
     change_list_template = "admin/operations/inventoryitem/change_list.html"
     change_form_template = "admin/operations/inventoryitem/change_form.html"
     data_actions = (

@@ -93,7 +93,8 @@ def test_staff_manage_inventory_follow_an_order_and_replay_the_dlq(
     # When they find it from the list by searching part of its name
     page.goto(f"{base}/admin/operations/inventoryitem/")
     page.fill("#searchbar", item.split()[1])
-    page.press("#searchbar", "Enter")
+    with page.expect_navigation():
+        page.press("#searchbar", "Enter")
 
     # Then it is the one row found, with its stock and price
     rows = page.locator("#result_list tbody tr[data-pk]")
