@@ -79,7 +79,7 @@ def charts(results: dict[str, Any], out: Path) -> list[tuple[str, str]]:
     burst = results.get("burst") or {}
     if burst.get("stage_per_s"):
         stages = burst["stage_per_s"]
-        top = png.bars(list(stages.values()), out / "burst_stages.png")
+        top = png.bars([rate or 0.0 for rate in stages.values()], out / "burst_stages.png")
         made.append(
             (
                 "burst_stages.png",
