@@ -3,7 +3,6 @@ enabled or disabled, their latest attempts, one event resent, dead letters repla
 
 from __future__ import annotations
 
-import json
 import logging
 
 from django import forms
@@ -25,7 +24,7 @@ from pipeline.webhooks import (
     check_events,
     new_secret,
 )
-from pipeline.webhooks_flow import DeliveryQueue, redrive, resend
+from pipeline.webhooks_flow import DeliveryQueue, dead_letters_replay, resend
 from pipeline.webhooks_store import (
     ENV_DELIVERIES_DLQ_URL,
     ENV_DELIVERIES_QUEUE_URL,
@@ -192,35 +191,19 @@ def _act(
 
 
 def replay_dead_letters(client_id: str, subscription_id: str, limit: int = REPLAY_MAX) -> int:
-    """Move this endpoint's dead-lettered deliveries back to the deliveries queue; others are
-    left in the DLQ (made visible again at once). How many were moved."""
+    """Move this endpoint's dead-lettered deliveries back to the deliveries queue through the
+    DLQ replay machinery (pipeline/dlq.py); others stay in the DLQ. How many were moved."""
     import os
 
     from pipeline.adapters.sqs import SqsQueue
 
-    dlq = SqsQueue(os.environ[ENV_DELIVERIES_DLQ_URL])
-    queue = DeliveryQueue(os.environ[ENV_DELIVERIES_QUEUE_URL])
-    moved = 0
-    seen = 0
-    while seen < limit:
-        batch = dlq.client.receive_message(
-            QueueUrl=dlq.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=30, WaitTimeSeconds=0
-        ).get("Messages", [])
-        if not batch:
-            break
-        for message in batch:
-            seen += 1
-            body = json.loads(message["Body"])
-            if body.get("ClientId") == client_id and body.get("SubscriptionId") == subscription_id:
-                redrive([body], queue)
-                dlq.client.delete_message(
-                    QueueUrl=dlq.queue_url, ReceiptHandle=message["ReceiptHandle"]
-                )
-                moved += 1
-            else:
-                dlq.client.change_message_visibility(
-                    QueueUrl=dlq.queue_url,
-                    ReceiptHandle=message["ReceiptHandle"],
-                    VisibilityTimeout=0,
-                )
-    return moved
+    result = dead_letters_replay(
+        dlq=SqsQueue(os.environ[ENV_DELIVERIES_DLQ_URL]),
+        queue=DeliveryQueue(os.environ[ENV_DELIVERIES_QUEUE_URL]),
+        client_id=client_id,
+        subscription_id=subscription_id,
+        limit=limit,
+        wait_seconds=0,
+        max_empty_receives=1,
+    )
+    return result.sent

@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.dlq import MessageOutcome, Outcome, ReplayResult, TokenBucket, replay_queue
 from pipeline.domain import Order
+from pipeline.ports import MessageQueue, QueueMessage
 from pipeline.webhooks import (
     DISABLE_AFTER_DAYS,
     EVENT_ID_HEADER,
@@ -237,12 +239,61 @@ def resend(
     return True
 
 
-def redrive(messages: Iterable[Mapping[str, Any]], queue: DeliveryQueue) -> int:
-    """Send dead-lettered deliveries back for a fresh retry window; how many."""
-    count = 0
-    for message in messages:
-        fresh = {k: v for k, v in message.items() if k not in ("DueAt", "FirstAttemptAt", "Reason")}
-        fresh["Attempt"] = 0
-        queue.send(fresh)
-        count += 1
-    return count
+def fresh_delivery(message: Mapping[str, Any]) -> dict[str, Any]:
+    """A dead-lettered delivery as a new one: attempt 0, a fresh retry window."""
+    fresh = {k: v for k, v in message.items() if k not in ("DueAt", "FirstAttemptAt", "Reason")}
+    fresh["Attempt"] = 0
+    return fresh
+
+
+def dead_letters_replay(
+    *,
+    dlq: MessageQueue,
+    queue: DeliveryQueue,
+    client_id: str,
+    subscription_id: str | None = None,
+    **options: Any,
+) -> ReplayResult:
+    """Send the key's dead-lettered deliveries (one endpoint's, given `subscription_id`) back
+    to the deliveries queue with a fresh retry window, through the DLQ replay of
+    pipeline/dlq.py (each message looked at once, rate-limited, the others left in place);
+    `replay_queue`'s options apply."""
+
+    def handle(messages: Sequence[QueueMessage], bucket: TokenBucket) -> list[MessageOutcome]:
+        outcomes: list[MessageOutcome] = []
+        for message in messages:
+            try:
+                body = json.loads(message.body)
+            except ValueError:
+                body = None
+            if not isinstance(body, dict) or "EventId" not in body:
+                outcomes.append(
+                    MessageOutcome(message.message_id, Outcome.LEFT, "not a webhook delivery")
+                )
+                continue
+            mine = body.get("ClientId") == client_id and (
+                subscription_id is None or body.get("SubscriptionId") == subscription_id
+            )
+            if not mine:
+                outcomes.append(MessageOutcome(message.message_id, Outcome.PASSED))
+                continue
+            bucket.take(1)
+            try:
+                new_id = queue.send(fresh_delivery(body))
+            except Exception as exc:  # the queue is unreachable: the message stays
+                outcomes.append(
+                    MessageOutcome(message.message_id, Outcome.FAILED, f"{type(exc).__name__}")
+                )
+                continue
+            outcomes.append(
+                MessageOutcome(
+                    message.message_id,
+                    Outcome.SENT,
+                    "sent to the webhook deliveries queue",
+                    body.get("OrderId"),
+                    detail={"sent_as": new_id, "event_id": body["EventId"]},
+                )
+            )
+        return outcomes
+
+    return replay_queue(source=dlq, handle=handle, **options)

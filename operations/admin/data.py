@@ -118,19 +118,20 @@ class DataAction:
     refusals: tuple[type[Exception], ...] = ()
 
 
-def encode_cursor(value: Any) -> str:
-    """An opaque, signed cursor for a source's `next` value ('' for none)."""
+def encode_cursor(value: Any, *, scope: str) -> str:
+    """An opaque cursor for a source's `next` value ('' for none), signed for one list
+    (`scope`, the model's label) so no other list takes it."""
     if value is None:
         return ""
-    return signing.dumps(value, salt=CURSOR_SALT, compress=True)
+    return signing.dumps(value, salt=f"{CURSOR_SALT}:{scope}", compress=True)
 
 
-def decode_cursor(token: str) -> Any:
-    """The value a cursor stands for; BadQuery when the portal did not make it."""
+def decode_cursor(token: str, *, scope: str) -> Any:
+    """The value a cursor stands for; BadQuery when the portal did not make it for this list."""
     if not token:
         return None
     try:
-        return signing.loads(token, salt=CURSOR_SALT)
+        return signing.loads(token, salt=f"{CURSOR_SALT}:{scope}")
     except signing.BadSignature as exc:
         raise BadQuery(
             "This page link is not valid (edited or out of date); showing page 1."
@@ -194,7 +195,7 @@ class DataAdmin(admin.ModelAdmin):
             search=params.get(SEARCH_VAR, "").strip(),
             filters=filters,
             ordering=ordering,
-            cursor=decode_cursor(params.get(CURSOR_VAR, "")),
+            cursor=decode_cursor(params.get(CURSOR_VAR, ""), scope=self.opts.label_lower),
             per_page=self.list_per_page,
         )
 
@@ -259,7 +260,11 @@ class DataAdmin(admin.ModelAdmin):
         if page is not None and page.next is not None:
             next_trail = [*trail, here][-TRAIL_MAX:]
             next_url = "?" + urlencode(
-                {**params, CURSOR_VAR: encode_cursor(page.next), TRAIL_VAR: _join(next_trail)}
+                {
+                    **params,
+                    CURSOR_VAR: encode_cursor(page.next, scope=self.opts.label_lower),
+                    TRAIL_VAR: _join(next_trail),
+                }
             )
         if here:
             back = {**params}

@@ -10,8 +10,9 @@ ROLES_WITH_WEBHOOKS = ("operator", "admin")
 def grant(apps: Any, schema_editor: Any) -> None:
     """Create the permission now (not at post_migrate) and add it to operator and admin.
 
-    The groups come from the admin helper's roles migration (operations); until that is
-    merged they are created here, empty but for this permission, and that migration fills them.
+    The groups come from the roles migration (operations/0006_roles, which runs first and
+    could not give this permission yet: it did not exist); get_or_create keeps this safe on a
+    database whose groups were removed by hand.
     """
     content_type_model = apps.get_model("contenttypes", "ContentType")
     permission_model = apps.get_model("auth", "Permission")
@@ -44,6 +45,7 @@ def revoke(apps: Any, schema_editor: Any) -> None:
 class Migration(migrations.Migration):
     dependencies = [
         ("orders_api", "0001_initial"),
+        ("operations", "0006_roles"),
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
     ]

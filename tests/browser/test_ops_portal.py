@@ -177,9 +177,9 @@ def test_staff_manage_inventory_follow_an_order_and_replay_the_dlq(
     stranded = stranded_order(store, item)
     message_id = dlq.send_json({"OrderId": stranded.order_id, "Attempt": 1})
 
-    # When they follow the old DLQ link (it leads to the admin's page, which receives
-    # nothing), ask to look at the messages, select it and replay it with a reason
-    page.click(".ops-menu >> text=Dead-letter queue")
+    # When they open the Orders DLQ from the admin's sidebar (the page receives nothing), ask
+    # to look at the messages, select it and replay it with a reason
+    page.click("#nav-sidebar >> text=Orders DLQ messages")
     page.wait_for_url(f"{base}/admin/operations/ordersdeadletter/")
     page.click("#list-rows")
     dlq_row = page.locator(f'tr[data-pk="{message_id}"]')

@@ -22,8 +22,9 @@ from pipeline.inventory import (
     inventory_remove,
     inventory_set_stock,
 )
-from pipeline.orders import order_cancel, order_submit
+from pipeline.orders import order_submit
 from pipeline.reservation import inventory_reserve
+from pipeline.staff_actions import order_cancel
 from pipeline.statuses import OrderStatus
 
 pytestmark = pytest.mark.integration
@@ -159,7 +160,7 @@ def test_deleted_item_is_not_brought_back_by_a_release(store: DynamoStore) -> No
     assert inventory_remove(store=store, item_name=name).stock == 2
 
     # When the order is cancelled (its stock released)
-    cancelled = order_cancel(store=store, order_id=order.order_id, actor="staff")
+    cancelled = order_cancel(store=store, order_id=order.order_id, actor="staff", reason="test")
 
     # Then no row came back (no price-0.00 ghost), and the 3 units are recorded on the order
     assert cancelled.status == OrderStatus.CANCELLED
@@ -186,7 +187,9 @@ def test_release_racing_a_delete_keeps_every_unit(store: DynamoStore) -> None:
         inventory_reserve(store=store, order_id=order.order_id)
         removed, cancelled = _together(
             lambda n=name: inventory_remove(store=store, item_name=n),
-            lambda o=order: order_cancel(store=store, order_id=o.order_id, actor="staff"),
+            lambda o=order: order_cancel(
+                store=store, order_id=o.order_id, actor="staff", reason="test"
+            ),
         )
         # Then the row never comes back, and the 2 units are in the removed row or recorded
         assert store.inventory_get(name) is None

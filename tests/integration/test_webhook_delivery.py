@@ -16,9 +16,10 @@ import boto3
 import pytest
 
 from pipeline import aws
+from pipeline.adapters.sqs import SqsQueue
 from pipeline.local.emulators import LOCAL_CREDENTIALS, LOCAL_REGION, free_port, moto_server
 from pipeline.webhooks import DISABLE_AFTER_DAYS, Endpoint, RetryPolicy, verify
-from pipeline.webhooks_flow import DeliveryQueue, deliver
+from pipeline.webhooks_flow import DeliveryQueue, dead_letters_replay, deliver
 from pipeline.webhooks_http import AttemptResult, post
 from pipeline.webhooks_store import Subscription, WebhookStore, delivery_message
 
@@ -258,3 +259,31 @@ def test_a_hanging_or_trickling_receiver_cannot_hold_a_worker() -> None:
     finally:
         hanging.close()
         trickle.close()
+
+
+def test_an_endpoints_dead_letters_are_replayed_and_others_left(world: dict[str, Any]) -> None:
+    # Given the DLQ holding two deliveries of one endpoint and one of another
+    store = world["store"]
+    mine, other = _subscribe(store), _subscribe(store)
+    dlq = world["dlq"]
+    for sub, event_id in ((mine, "a"), (mine, "b"), (other, "c")):
+        message = delivery_message(sub, event_id, attempt=30, first_attempt_at=1.0)
+        dlq.send({**message, "Reason": "retry window ended"})
+
+    # When the first endpoint's dead letters are replayed (the DLQ replay of pipeline/dlq.py)
+    result = dead_letters_replay(
+        dlq=SqsQueue(dlq.queue_url, dlq.client),
+        queue=world["queue"],
+        client_id=mine.client_id,
+        subscription_id=mine.subscription_id,
+        wait_seconds=0,
+        max_empty_receives=1,
+    )
+
+    # Then its two are queued again as new deliveries, and the other stays in the DLQ
+    assert (result.sent, result.passed) == (2, 1)
+    sent = [body for body, _ in world["queue"].sent]
+    assert sorted(b["EventId"] for b in sent) == ["a", "b"]
+    assert all(b["Attempt"] == 0 and "FirstAttemptAt" not in b for b in sent)
+    left = dlq.client.receive_message(QueueUrl=dlq.queue_url, MaxNumberOfMessages=10)
+    assert [json.loads(m["Body"])["EventId"] for m in left.get("Messages", [])] == ["c"]

@@ -73,9 +73,10 @@ def test_the_tasks_are_found_and_beat_requeues_stranded_orders_every_five_minute
     # When the app loads the portal's apps
     config = celery_config()
 
-    # Then the operations tasks are registered: replay, staff-started background jobs, the
-    # re-queue and the three sweepers
+    # Then the operations tasks are registered: the inventory catalogue's refresh, replay,
+    # staff-started background jobs, the re-queue and the three sweepers
     assert config["tasks"] == [
+        "operations.refresh_inventory_catalogue",
         "operations.replay_dlq",
         "operations.requeue_stranded_orders",
         "operations.run_background_job",
@@ -85,6 +86,7 @@ def test_the_tasks_are_found_and_beat_requeues_stranded_orders_every_five_minute
     ]
     # And beat sends the re-queue every 300 seconds (configurable), each sweeper every minute
     assert config["beat"] == {
+        "inventory-catalogue-refresh": ["operations.refresh_inventory_catalogue", 60.0],
         "requeue-stranded-orders": ["operations.requeue_stranded_orders", 300.0],
         "sweep-stranded-pending": ["operations.sweep_stranded_pending", 60.0],
         "sweep-stranded-reserved": ["operations.sweep_stranded_reserved", 60.0],

@@ -24,13 +24,16 @@ AUTOMATED = {
     (S.PAID, S.SHIPPED),
     (S.PAID, S.MANUAL_INTERVENTION),
 }
-# What only staff do: resubmit, cancel, resolve a manual intervention by shipping by hand.
+# What only staff do: resubmit, cancel, and resolve a manual intervention by shipping by hand,
+# retrying the shipping (PAID again, under a new workflow run) or refunding it.
 STAFF = {
     (S.REJECTED, S.PENDING),
     (S.PAYMENT_FAILED, S.PENDING),
     (S.PENDING, S.CANCELLED),
     (S.RESERVED, S.CANCELLED),
     (S.MANUAL_INTERVENTION, S.SHIPPED),
+    (S.MANUAL_INTERVENTION, S.PAID),
+    (S.MANUAL_INTERVENTION, S.REFUNDED),
 }
 
 
@@ -51,6 +54,7 @@ def test_statuses_store_their_seed_compatible_names() -> None:
         "SHIPPED",
         "MANUAL_INTERVENTION",
         "CANCELLED",
+        "REFUNDED",
     ]
     assert all(str(s) == s.name == s.value for s in S)
     assert S("PAID") is S.PAID
@@ -98,7 +102,10 @@ def test_can_transition_allows_every_table_edge(current: S, target: S) -> None:
         (S.PAID, S.PAYMENT_FAILED),
         (S.SHIPPED, S.PENDING),
         (S.CANCELLED, S.PENDING),
-        (S.MANUAL_INTERVENTION, S.PAID),
+        (S.MANUAL_INTERVENTION, S.CANCELLED),
+        (S.REFUNDED, S.PENDING),
+        (S.REFUNDED, S.SHIPPED),
+        (S.PAID, S.REFUNDED),
         (S.REJECTED, S.RESERVED),
         (S.PAYMENT_FAILED, S.RESERVED),
         (S.PENDING, S.PENDING),
@@ -128,11 +135,12 @@ def test_can_transition_rejects_unknown_status_names() -> None:
         (S.PENDING, {S.REJECTED, S.PAYMENT_FAILED}),
         (S.RESERVED, {S.PENDING}),
         (S.REJECTED, {S.PENDING}),
-        (S.PAID, {S.RESERVED}),
+        (S.PAID, {S.RESERVED, S.MANUAL_INTERVENTION}),
         (S.PAYMENT_FAILED, {S.RESERVED}),
         (S.SHIPPED, {S.PAID, S.MANUAL_INTERVENTION}),
         (S.MANUAL_INTERVENTION, {S.PAID}),
         (S.CANCELLED, {S.PENDING, S.RESERVED}),
+        (S.REFUNDED, {S.MANUAL_INTERVENTION}),
     ],
 )
 def test_sources_of_names_every_status_a_target_can_be_reached_from(
@@ -163,6 +171,7 @@ def test_final_statuses_have_no_automated_way_out() -> None:
         S.SHIPPED,
         S.MANUAL_INTERVENTION,
         S.CANCELLED,
+        S.REFUNDED,
     } == FINAL_STATUSES
     assert not [(src, dst) for src, dst in AUTOMATED if src in FINAL_STATUSES]
 
@@ -172,15 +181,19 @@ def test_final_statuses_are_left_only_by_staff_actions() -> None:
     # When every allowed way out of them is listed
     exits = {(src, dst) for src, dst in _edges() if src in FINAL_STATUSES}
 
-    # Then they are staff's resubmission and manual shipping, and SHIPPED/CANCELLED are terminal
+    # Then they are staff's resubmission and the three ways out of a manual intervention, and
+    # SHIPPED, CANCELLED and REFUNDED are terminal
     assert exits == {
         (S.REJECTED, S.PENDING),
         (S.PAYMENT_FAILED, S.PENDING),
         (S.MANUAL_INTERVENTION, S.SHIPPED),
+        (S.MANUAL_INTERVENTION, S.PAID),
+        (S.MANUAL_INTERVENTION, S.REFUNDED),
     }
     assert exits <= STAFF
     assert ALLOWED_TRANSITIONS[S.SHIPPED] == frozenset()
     assert ALLOWED_TRANSITIONS[S.CANCELLED] == frozenset()
+    assert ALLOWED_TRANSITIONS[S.REFUNDED] == frozenset()
 
 
 def test_non_final_statuses_always_have_an_automated_way_on() -> None:

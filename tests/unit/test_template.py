@@ -109,7 +109,7 @@ def test_orders_table_keys_indexes_stream_billing_and_protection(
 ) -> None:
     # Given the Orders table
     props = _props(resources, "OrdersTable")
-    # Then it is keyed by OrderId, with the status, customer and client indexes by OrderDate
+    # Then it is keyed by OrderId, with status, customer, name-prefix and client indexes
     assert props["KeySchema"] == [{"AttributeName": "OrderId", "KeyType": "HASH"}]
     indexes = {i["IndexName"]: i["KeySchema"] for i in props["GlobalSecondaryIndexes"]}
     assert indexes == {
@@ -119,6 +119,10 @@ def test_orders_table_keys_indexes_stream_billing_and_protection(
         ],
         "CustomerIndex": [
             {"AttributeName": "CustomerName", "KeyType": "HASH"},
+            {"AttributeName": "OrderDate", "KeyType": "RANGE"},
+        ],
+        "CustomerPrefixIndex": [
+            {"AttributeName": "CustomerPrefix", "KeyType": "HASH"},
             {"AttributeName": "OrderDate", "KeyType": "RANGE"},
         ],
         "ClientIndex": [
@@ -132,6 +136,7 @@ def test_orders_table_keys_indexes_stream_billing_and_protection(
         "Status": "S",
         "OrderDate": "S",
         "CustomerName": "S",
+        "CustomerPrefix": "S",
         "ClientId": "S",
     }
     # And its stream carries both images, billing is on demand, encryption and PITR are on

@@ -88,6 +88,7 @@ def test_default_events_are_the_final_statuses():
         "order.shipped",
         "order.manual_intervention",
         "order.cancelled",
+        "order.refunded",
     }
     assert check_events(["order.shipped", "order.pending"]) == ("order.pending", "order.shipped")
     assert len(ALL_EVENTS) == len(OrderStatus)
@@ -151,3 +152,60 @@ def test_retries_back_off_and_last_more_than_a_day():
         t += policy.delay_after(failures)
     assert 24 * 3600 <= t <= policy.window_s
     assert failures > 25
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/webhooks.md"])
+def test_the_documented_verification_snippet_verifies(doc):
+    # Given the receiver's snippet as the documentation gives it
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / doc).read_text()
+    snippet = text.split("```python\nimport hashlib, hmac, time", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec("import hashlib, hmac, time" + snippet, namespace)
+    documented = namespace["verify"]
+    # When it checks what the delivery function sends
+    import time
+
+    body = b'{"EventId":"e1","Type":"order.shipped"}'
+    now = int(time.time())
+    header = signature(SECRET, now, body)
+    # Then it accepts that, and refuses another body, another secret and an old timestamp
+    assert documented(SECRET, header, body)
+    assert not documented(SECRET, header, body + b" ")
+    assert not documented("whsec_other", header, body)
+    assert not documented(SECRET, signature(SECRET, now - 301, body), body)
+
+
+def test_the_order_events_filter_passes_exactly_the_status_changes():
+    # Given OrderEventsFunction's filter patterns in template.yaml
+    from pathlib import Path
+
+    from pipeline.local.cfn import load_template
+    from pipeline.local.filters import compile_pattern, matches_any_filter
+    from pipeline.statuses import ALLOWED_TRANSITIONS
+
+    template = load_template(Path(__file__).resolve().parents[2] / "template.yaml")
+    function = template["Resources"]["OrderEventsFunction"]["Properties"]
+    filters = function["Events"]["OrdersStream"]["Properties"]["FilterCriteria"]["Filters"]
+    patterns = [compile_pattern(f["Pattern"]) for f in filters]
+
+    def record(old: str | None, new: str, client: bool = True) -> dict:
+        image = {"OrderId": {"S": "o"}, "Status": {"S": str(new)}}
+        if client:
+            image["ClientId"] = {"S": "k"}
+        dynamodb = {"NewImage": image}
+        if old is not None:
+            dynamodb["OldImage"] = {"OrderId": {"S": "o"}, "Status": {"S": str(old)}}
+        return {"eventName": "MODIFY" if old else "INSERT", "dynamodb": dynamodb}
+
+    # Then every allowed transition of an API client's order passes, in every status
+    for old, targets in ALLOWED_TRANSITIONS.items():
+        for new in targets:
+            assert matches_any_filter(patterns, record(old, new)), (old, new)
+        # And a write that keeps the status does not
+        assert not matches_any_filter(patterns, record(old, old)), old
+    # And a new order passes; orders without a ClientId never do
+    assert matches_any_filter(patterns, record(None, "PENDING"))
+    assert not matches_any_filter(patterns, record(None, "PENDING", client=False))
+    assert not matches_any_filter(patterns, record("PENDING", "RESERVED", client=False))

@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import re
 import uuid
-from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from operations.admin.inventory import InventoryItemAdmin
+from operations.admin.orders import OrderAdmin
 from operations.audit import Action, record
 from operations.models import InventoryItem as InventoryRow
 from pipeline.adapters.dynamodb import DynamoStore
-from pipeline.domain import InventoryItem
 from pipeline.statuses import OrderStatus
+from tests.integration.admin.mechanism_urls import ROWS
 from tests.integration.ops.orders import make_item, make_order
 
 pytestmark = pytest.mark.integration
@@ -35,34 +34,30 @@ def link(page: str, element_id: str) -> str | None:
     return found.group(1).replace("&amp;", "&") if found else None
 
 
-def test_the_changelist_pages_forward_and_back_with_opaque_cursors(
-    store: DynamoStore, role_client: Any
-):
-    # Given 7 items sharing a word, on pages of 3
-    word = uuid.uuid4().hex[:8]
-    names = sorted(f"{word}-{n}" for n in range(7))
-    for name in names:
-        store.inventory_put(InventoryItem(name, 1, Decimal("1.00"), "paged"))
-    InventoryItemAdmin.list_per_page = 3
-    try:
-        client = role_client("viewer")
-        # When a viewer searches for the word, sorted by name, and walks the pages
-        first = client.get(ITEMS, {"q": word, "o": "item_name"}).content.decode()
-        second = client.get(ITEMS + link(first, "page-next")).content.decode()
-        third = client.get(ITEMS + link(second, "page-next")).content.decode()
-        back = client.get(ITEMS + link(third, "page-previous")).content.decode()
-        back_again = client.get(ITEMS + link(back, "page-previous")).content.decode()
-    finally:
-        InventoryItemAdmin.list_per_page = 25
+@pytest.mark.urls("tests.integration.admin.mechanism_urls")
+def test_the_changelist_pages_forward_and_back_with_opaque_cursors(role_client: Any):
+    # Given seven rows on pages of three (an in-memory source on a second admin site)
+    client = role_client("viewer")
+    rows = "/mechanism/operations/inventoryitem/"
 
-    # Then the pages hold 3, 3 and 1 rows in order, the last has no next link, and previous
-    # leads back to the same pages
-    assert pks(first) + pks(second) + pks(third) == names
+    # When a viewer searches, sorts by stock (descending) and walks the pages and back
+    first = client.get(rows, {"q": "row", "o": "-stock"}).content.decode()
+    second = client.get(rows + link(first, "page-next")).content.decode()
+    third = client.get(rows + link(second, "page-next")).content.decode()
+    back = client.get(rows + link(third, "page-previous")).content.decode()
+    back_again = client.get(rows + link(back, "page-previous")).content.decode()
+
+    # Then the pages hold 3, 3 and 1 rows in the order asked, the last has no next link, and
+    # previous leads back to the same pages
+    expected = [
+        r.item_name for r in sorted(ROWS, key=lambda r: (r.stock, r.item_name), reverse=True)
+    ]
+    assert pks(first) + pks(second) + pks(third) == expected
     assert link(third, "page-next") is None and link(first, "page-previous") is None
     assert pks(back) == pks(second) and pks(back_again) == pks(first)
-    # And the page is the admin's: search box with the term, sortable header, count
-    assert 'id="searchbar"' in first and f'value="{word}"' in first
-    assert "sorted ascending" in first and "7 in all" in first
+    # And the page is the admin's: search box with the term, sorted header, count
+    assert 'id="searchbar"' in first and 'value="row"' in first
+    assert "sorted descending" in first and "7 in all" in first
 
 
 def test_an_edited_cursor_is_refused_with_a_message(store: DynamoStore, role_client: Any):
@@ -132,3 +127,36 @@ def test_unmanaged_models_have_no_table_and_are_never_queried(db: None):
         from django.contrib import admin
 
         admin.site._registry[InventoryRow].get_queryset(None)
+
+
+@pytest.mark.urls("tests.integration.admin.mechanism_urls")
+def test_a_cursor_is_good_for_its_own_list_only(store: DynamoStore, role_client: Any):
+    # Given a next-page link of one list (the in-memory one)
+    client = role_client("viewer")
+    first = client.get("/mechanism/operations/inventoryitem/").content.decode()
+    cursor = re.search(r"cursor=([^&\"]+)", link(first, "page-next")).group(1)
+
+    # When its cursor is handed to the orders list
+    page = client.get(ORDERS, {"status": "PENDING", "cursor": cursor}, follow=True)
+
+    # Then the orders list refuses it
+    assert "This page link is not valid" in page.content.decode()
+
+
+def test_orders_page_through_the_status_index(store: DynamoStore, role_client: Any):
+    # Given three cancelled orders (and whatever other tests left in that status)
+    made = {make_order(store, OrderStatus.CANCELLED).order_id for _ in range(3)}
+    OrderAdmin.list_per_page = 2
+    try:
+        client = role_client("viewer")
+        seen: list[str] = []
+        page = client.get(ORDERS, {"status": "CANCELLED"}).content.decode()
+        seen += pks(page)
+        while (following := link(page, "page-next")) is not None:
+            page = client.get(ORDERS + following).content.decode()
+            seen += pks(page)
+    finally:
+        OrderAdmin.list_per_page = 25
+
+    # Then every page held at most 2, no order showed twice, and all three were listed
+    assert len(seen) == len(set(seen)) and made <= set(seen)
