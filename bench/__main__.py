@@ -79,7 +79,7 @@ def charts(results: dict[str, Any], out: Path) -> list[tuple[str, str]]:
     burst = results.get("burst") or {}
     if burst.get("stage_per_s"):
         stages = burst["stage_per_s"]
-        top = png.bars(list(stages.values()), out / "burst_stages.png")
+        top = png.bars([rate or 0.0 for rate in stages.values()], out / "burst_stages.png")
         made.append(
             (
                 "burst_stages.png",
@@ -163,21 +163,27 @@ def main(argv: list[str] | None = None) -> int:
                 doc["results"][section] = {}
                 doc["errors"][section] = traceback.format_exc()
                 print(doc["errors"][section], file=sys.stderr)
+            # Written after every section: a run stopped part-way keeps what it measured.
+            write(doc, args.out, time.monotonic() - begun)
     finally:
         context.close()
-    doc["seconds"] = time.monotonic() - begun
+    print((args.out / "latest.md").read_text())
+    print(f"bench: wrote {args.out / 'latest.json'} and latest.md")
+    return 1 if doc["errors"] else 0
+
+
+def write(doc: dict[str, Any], out: Path, seconds: float) -> None:
+    """The JSON, the Markdown and the charts of what has been measured so far."""
+    doc["seconds"] = seconds
     # The issue's keys, flat ("intake.ratio_to_minimal"), beside the sections' full figures.
     doc["summary"] = {
         f"{section}.{key}": doc["results"][section].get(key)
         for section, key, _, _ in (*TARGETS, ("intake", "cpu_ms_per_request", 0.0, False))
         if section in doc["results"]
     }
-    made = charts(doc["results"], args.out)
-    (args.out / "latest.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
-    (args.out / "latest.md").write_text(markdown(doc, made))
-    print((args.out / "latest.md").read_text())
-    print(f"bench: wrote {args.out / 'latest.json'} and latest.md")
-    return 1 if doc["errors"] else 0
+    made = charts(doc["results"], out)
+    (out / "latest.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    (out / "latest.md").write_text(markdown(doc, made))
 
 
 if __name__ == "__main__":

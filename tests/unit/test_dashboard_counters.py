@@ -89,3 +89,44 @@ def test_charts_escape_their_text():
     assert 'data-value="3"' in svg
     line = line_chart([(datetime(2026, 1, 1, tzinfo=UTC), 2.0)], title="<b>")
     assert "<b>" not in line and "<polyline" in line
+
+
+def test_the_metrics_summary_sums_each_counter_in_one_request():
+    import boto3
+    from moto import mock_aws
+
+    from pipeline import metric_names as names
+    from pipeline.observability import metrics_summary
+
+    with mock_aws():
+        cloudwatch = boto3.client(
+            "cloudwatch", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+        )
+        for metric, value in (
+            (names.RESERVATIONS_SUCCEEDED, 3.0),
+            (names.RESERVATIONS_SUCCEEDED, 1.0),
+            (names.RESERVATIONS_REJECTED, 1.0),
+            (names.API_REQUESTS_THROTTLED, 2.0),
+        ):
+            service = names.SERVICE_OF[metric]
+            cloudwatch.put_metric_data(
+                Namespace=names.NAMESPACE,
+                MetricData=[
+                    {
+                        "MetricName": metric,
+                        "Dimensions": [{"Name": "service", "Value": service}] if service else [],
+                        "Value": value,
+                    }
+                ],
+            )
+        calls: list[str] = []
+        cloudwatch.meta.events.register("before-call", lambda model, **_: calls.append(model.name))
+
+        found = metrics_summary(cloudwatch, minutes=60)
+
+    assert calls == ["GetMetricData"]
+    assert found["counts"][names.RESERVATIONS_SUCCEEDED] == 4.0
+    assert found["counts"][names.API_REQUESTS_THROTTLED] == 2.0
+    assert found["counts"][names.ORDERS_SHIPPED] == 0.0
+    assert found["ratios"]["reservation_success"] == pytest.approx(0.8)
+    assert found["ratios"]["payment_success"] is None
