@@ -26,8 +26,17 @@ class OrdersTable(TableAdapter):
     """The Orders table's reads and single-item writes."""
 
     def order_put_new(self, order: Order) -> None:
-        """Write a new order; never overwrite one with the same id (OrderAlreadyExists)."""
-        if not self.put_if_absent(self.orders_table, order.as_item(), "OrderId"):
+        """Write a new order; never overwrite one with the same id (OrderAlreadyExists).
+
+        The SDK retries a put whose answer was lost (a timeout, a 5xx after the write); the
+        retry then finds the order the first try wrote. That order is this very write (same
+        id, same creation time to the millisecond, same client, lines and request), so it is
+        success, not a conflict; any other order under the id is one.
+        """
+        if self.put_if_absent(self.orders_table, order.as_item(), "OrderId"):
+            return
+        stored = self.order_find(order.order_id)
+        if stored is None or _created_as(stored) != _created_as(order):
             raise OrderAlreadyExists(order.order_id)
 
     def order_find(self, order_id: str, *, consistent: bool = True) -> Order | None:
@@ -536,3 +545,14 @@ def _date_range(values: dict[str, Any], after: str | None, before: str | None) -
     if before is not None:
         return " AND OrderDate <= :before"
     return ""
+
+
+def _created_as(order: Order) -> tuple[Any, ...]:
+    """What an order was written with, which later changes (status, payment...) leave alone."""
+    return (
+        order.order_date,
+        order.client_id,
+        order.customer_name,
+        order.lines,
+        order.request_hash,
+    )
