@@ -170,6 +170,7 @@ def _kind(proc: Proc) -> str:
     for needle, kind in (
         ("DynamoDBLocal.jar", "java"),
         ("moto.server", "moto"),
+        ("pipeline.local.moto_server", "moto"),
         ("pipeline.local.lambda_worker", "worker"),
         ("pipeline.local.emulators import watch", "watchdog"),
     ):

@@ -36,7 +36,7 @@ TIME_SCALE = "0.02"
 START_TIMEOUT_S = 180
 ORDER_TIMEOUT_S = 90
 STOP_TIMEOUT_S = 60
-FUNCTIONS = 6  # template.yaml's functions: one warm worker each after start-up
+FUNCTIONS = 8  # template.yaml's functions: one warm worker each after start-up
 
 
 # -- Processes ----------------------------------------------------------------------------------
@@ -243,7 +243,7 @@ class Runtime:
 def _kind(proc: Proc) -> str:
     if "DynamoDBLocal.jar" in proc.cmdline:
         return "java"
-    if "moto.server" in proc.cmdline:
+    if "moto.server" in proc.cmdline or "pipeline.local.moto_server" in proc.cmdline:
         return "moto"
     if "pipeline.local.lambda_worker" in proc.cmdline:
         return "worker"

@@ -124,10 +124,20 @@ def provisioned(ddb_url: str, moto_url: str) -> Iterator[ProvisionResult]:
         sfn.stop()
 
 
+# The mappings these tests drive: the Orders stream into OrderProcessing, the Orders queue into
+# SQSProcessor (the template has others, e.g. the webhooks', built the same way).
+MAPPED_FUNCTION = {"stream": "OrderProcessingFunction", "queue": "SQSProcessorFunction"}
+
+
 def _mapping(result: ProvisionResult, kind: str, *, lanes: int = 1) -> MappingSpec:
     """The provisioned mapping; a stream mapping with `lanes` parallel lanes (one by default,
     so batch boundaries are predictable; the lanes have a test of their own)."""
-    (spec,) = [m for m in result.mappings if (":sqs:" in m.source_arn) == (kind == "queue")]
+    (spec,) = [
+        m
+        for m in result.mappings
+        if (":sqs:" in m.source_arn) == (kind == "queue")
+        and m.logical_id.startswith(MAPPED_FUNCTION[kind])
+    ]
     return spec if kind == "queue" else dataclasses.replace(spec, parallelization=lanes)
 
 
@@ -392,7 +402,11 @@ def test_the_provisioned_mappings_carry_the_templates_settings(
     provisioned: ProvisionResult, sqs: Any
 ) -> None:
     # Given template.yaml provisioned as the runtime does it
-    stream = next(m for m in provisioned.mappings if ":sqs:" not in m.source_arn)
+    stream = next(
+        m
+        for m in provisioned.mappings
+        if ":sqs:" not in m.source_arn and m.logical_id.startswith(MAPPED_FUNCTION["stream"])
+    )
     queue = _mapping(provisioned, "queue")
     failure_queue_arn = sqs.get_queue_attributes(
         QueueUrl=provisioned.outputs["StreamFailureQueueUrl"], AttributeNames=["QueueArn"]
