@@ -158,12 +158,25 @@ class RedisRateLimiter:
         """Forget an address's failures (tests, and staff unblocking an address by hand)."""
         self._redis.delete(_failure_key(prefix, scope, address))
 
+    def keys_version(self, name: str) -> int | None:
+        """The API keys' version, kept in Redis under `name`: a number every change to a key
+        or plan raises (None when Redis is unavailable)."""
+        return self._call(lambda: int(self._redis.get(name) or 0))
+
+    def keys_version_bump(self, name: str) -> int | None:
+        """Raise the API keys' version (a key or plan changed); None when Redis is down."""
+        return self._call(lambda: int(self._redis.incr(name)))
+
     def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
         """Run one script on its keys; None (and Redis left alone for a while) on failure."""
+        return self._call(lambda: script(keys=keys, args=args))
+
+    def _call(self, call: Any) -> Any:
+        """One call to Redis; None (and Redis left alone for a while) on failure."""
         if time.monotonic() < self._down_until:
             return None
         try:
-            return script(keys=keys, args=args)
+            return call()
         except redis.RedisError as exc:
             self._down_until = time.monotonic() + self.retry_seconds
             log.warning(

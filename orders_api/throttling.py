@@ -17,7 +17,8 @@ from orders_api.models import ClientAPIKey
 from orders_api.ratelimit import Decision, RedisRateLimiter, get_limiter
 
 
-def _limiter() -> RedisRateLimiter:
+def limiter() -> RedisRateLimiter:
+    """This process's limiter on settings.REDIS_URL."""
     return get_limiter(
         settings.REDIS_URL,
         timeout=settings.RATE_LIMIT_REDIS_TIMEOUT,
@@ -37,7 +38,7 @@ class UsagePlanThrottle(BaseThrottle):
         key = request.auth
         if not settings.RATE_LIMIT_ENABLED or not isinstance(key, ClientAPIKey):
             return True  # keyless requests were refused already, or the view is public
-        decision = _limiter().hit(key.client_id, key.limits, prefix=settings.RATE_LIMIT_KEY_PREFIX)
+        decision = limiter().hit(key.client_id, key.limits, prefix=settings.RATE_LIMIT_KEY_PREFIX)
         if decision.allowed:
             return True
         if decision.reason == "unavailable":
@@ -131,7 +132,7 @@ class FailureThrottle:
         """Allowed, "blocked" (with the seconds left in the window) or "unavailable"."""
         if not self.enabled:
             return Decision(True, "ok")
-        decision = _limiter().failures_check(
+        decision = limiter().failures_check(
             self.scope, address, limit=self.limit, prefix=settings.RATE_LIMIT_KEY_PREFIX
         )
         if decision.reason == "unavailable":
@@ -143,7 +144,7 @@ class FailureThrottle:
         """Count one failure of `address` (Redis down: counted as RateLimiterUnavailable)."""
         if not self.enabled:
             return
-        count = _limiter().failures_record(
+        count = limiter().failures_record(
             self.scope, address, window=self.window, prefix=settings.RATE_LIMIT_KEY_PREFIX
         )
         if count is None:

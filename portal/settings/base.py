@@ -192,9 +192,12 @@ ORDERS_API_MAX_BODY_BYTES = env_int("ORDERS_API_MAX_BODY_BYTES", 64 * 1024)
 # Per-key limits shared by every process and Lambda instance (see orders_api/ratelimit.py).
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 RATE_LIMIT_ENABLED = env_bool("RATE_LIMIT_ENABLED", True)
-# How long a process may answer from its cache of API keys (orders_api/key_cache.py): a
-# revoked key is refused by every process at most this many seconds later (0: no cache).
+# How long a process may answer from its cache of API keys (orders_api/key_cache.py) when a
+# key changes behind the ORM's back (a change through the ORM, as the admin's, is seen by every
+# process at its next request through a version number in Redis under the key below; without
+# Redis nothing is cached). 0: no cache.
 API_KEY_CACHE_SECONDS = env_float("API_KEY_CACHE_SECONDS", 10.0)
+API_KEY_CACHE_VERSION_KEY = env_str("API_KEY_CACHE_VERSION_KEY", "orders-api:api-keys:version")
 RATE_LIMIT_KEY_PREFIX = env_str("RATE_LIMIT_KEY_PREFIX", "orders-api:")
 # What to do while Redis cannot be reached: "allow" keeps taking orders (keys are still
 # checked) and counts RateLimiterUnavailable, which template.yaml alarms on; "deny" answers

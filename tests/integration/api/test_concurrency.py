@@ -137,5 +137,5 @@ def test_revoked_key_is_refused_by_every_worker(portal_server: PortalServer, mak
         for _ in range(8)
     ]
 
-    # Then every worker refuses it at once: keys are not cached per process
+    # Then every worker refuses it at once: a cached key is only used while no key changed
     assert {r.status for r in replies} == {403}
