@@ -166,6 +166,12 @@ def _with_env(entry: str) -> list[Proc]:
     return found
 
 
+def _kept(env: dict[str, str]) -> dict[str, str]:
+    """The environment a restart must keep: all of it but the webhook secrets' key, which the
+    local KMS stand-in keeps in memory and makes anew (docs/webhooks.md says what that means)."""
+    return {k: v for k, v in env.items() if k != "WEBHOOK_SECRETS_KEY_ID"}
+
+
 def _kind(proc: Proc) -> str:
     for needle, kind in (
         ("DynamoDBLocal.jar", "java"),
@@ -877,7 +883,7 @@ def test_orders_survive_sigkills_of_the_runtime_and_of_everything_it_started(
             kill.gone_after_s = _gone_after_kill(runtime, below, endpoint)
             # And it starts again on the same ports and data directory, with the same resources
             kill.restart_s = runtime.start()
-            assert runtime.env() == env
+            assert _kept(runtime.env()) == _kept(env)
             kills.append(kill)
 
         # And once it runs for the last time, the sweepers run on their schedule until every
