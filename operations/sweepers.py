@@ -77,11 +77,9 @@ def sweep_pending(actor: str = "celery beat") -> dict[str, object]:
         min_age_seconds=settings.OPS_SWEEP_PENDING_MIN_AGE,
         max_orders=settings.OPS_SWEEP_MAX_ORDERS,
     )
-    # metrics.count adds one per call: a run acts on at most OPS_SWEEP_MAX_ORDERS orders.
-    for _ in report.found:
-        metrics.count(metrics.STRANDED_PENDING_FOUND)
-    for _ in report.ids(SweepAction.REDRIVEN):
-        metrics.count(metrics.STRANDED_PENDING_REDRIVEN)
+    _counted(report, metrics.STRANDED_PENDING_FOUND, {
+        SweepAction.REDRIVEN: metrics.STRANDED_PENDING_REDRIVEN,
+    })  # fmt: skip
     return _audited(report, "sweep_stranded_pending", actor)
 
 
@@ -98,14 +96,11 @@ def sweep_reserved(actor: str = "celery beat") -> dict[str, object]:
         max_resends=settings.OPS_SWEEP_MAX_RESENDS,
         max_orders=settings.OPS_SWEEP_MAX_ORDERS,
     )
-    for _ in report.found:
-        metrics.count(metrics.STRANDED_RESERVED_FOUND)
-    for _ in report.ids(SweepAction.REQUEUED):
-        metrics.count(metrics.STRANDED_RESERVED_REQUEUED)
-    for _ in report.ids(SweepAction.RESTARTED):
-        metrics.count(metrics.STRANDED_RESERVED_RESTARTED)
-    for _ in report.ids(SweepAction.RELEASED):
-        metrics.count(metrics.STRANDED_RESERVED_RELEASED)
+    _counted(report, metrics.STRANDED_RESERVED_FOUND, {
+        SweepAction.REQUEUED: metrics.STRANDED_RESERVED_REQUEUED,
+        SweepAction.RESTARTED: metrics.STRANDED_RESERVED_RESTARTED,
+        SweepAction.RELEASED: metrics.STRANDED_RESERVED_RELEASED,
+    })  # fmt: skip
     return _audited(report, "sweep_stranded_reserved", actor)
 
 
@@ -121,15 +116,22 @@ def sweep_paid(actor: str = "celery beat") -> dict[str, object]:
         max_resends=settings.OPS_SWEEP_MAX_RESENDS,
         max_orders=settings.OPS_SWEEP_MAX_ORDERS,
     )
-    for _ in report.found:
-        metrics.count(metrics.STRANDED_PAID_FOUND)
-    for _ in report.ids(SweepAction.REQUEUED):
-        metrics.count(metrics.STRANDED_PAID_REQUEUED)
-    for _ in report.ids(SweepAction.RESUMED):
-        metrics.count(metrics.STRANDED_PAID_RESUMED)
-    for _ in report.ids(SweepAction.FLAGGED):
-        metrics.count(metrics.STRANDED_PAID_FLAGGED)
+    _counted(report, metrics.STRANDED_PAID_FOUND, {
+        SweepAction.REQUEUED: metrics.STRANDED_PAID_REQUEUED,
+        SweepAction.RESUMED: metrics.STRANDED_PAID_RESUMED,
+        SweepAction.FLAGGED: metrics.STRANDED_PAID_FLAGGED,
+    })  # fmt: skip
     return _audited(report, "sweep_stranded_paid", actor)
+
+
+def _counted(report: SweepReport, found: str, done: dict[SweepAction, str]) -> None:
+    """Count what a sweeper found and each action it took: one metric point each, its value
+    the number of orders (no point when there were none)."""
+    if report.found:
+        metrics.count(found, value=len(report.found))
+    for action, name in done.items():
+        if ids := report.ids(action):
+            metrics.count(name, value=len(ids))
 
 
 def _audited(report: SweepReport, sweeper: str, actor: str) -> dict[str, object]:
