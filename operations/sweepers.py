@@ -77,9 +77,11 @@ def sweep_pending(actor: str = "celery beat") -> dict[str, object]:
         min_age_seconds=settings.OPS_SWEEP_PENDING_MIN_AGE,
         max_orders=settings.OPS_SWEEP_MAX_ORDERS,
     )
-    _counted(report, metrics.STRANDED_PENDING_FOUND, {
-        SweepAction.REDRIVEN: metrics.STRANDED_PENDING_REDRIVEN,
-    })  # fmt: skip
+    # One point per metric a run, its value the number of orders (none when zero).
+    if report.found:
+        metrics.count(metrics.STRANDED_PENDING_FOUND, value=len(report.found))
+    if ids := report.ids(SweepAction.REDRIVEN):
+        metrics.count(metrics.STRANDED_PENDING_REDRIVEN, value=len(ids))
     return _audited(report, "sweep_stranded_pending", actor)
 
 
@@ -96,11 +98,15 @@ def sweep_reserved(actor: str = "celery beat") -> dict[str, object]:
         max_resends=settings.OPS_SWEEP_MAX_RESENDS,
         max_orders=settings.OPS_SWEEP_MAX_ORDERS,
     )
-    _counted(report, metrics.STRANDED_RESERVED_FOUND, {
-        SweepAction.REQUEUED: metrics.STRANDED_RESERVED_REQUEUED,
-        SweepAction.RESTARTED: metrics.STRANDED_RESERVED_RESTARTED,
-        SweepAction.RELEASED: metrics.STRANDED_RESERVED_RELEASED,
-    })  # fmt: skip
+    # One point per metric a run, its value the number of orders (none when zero).
+    if report.found:
+        metrics.count(metrics.STRANDED_RESERVED_FOUND, value=len(report.found))
+    if ids := report.ids(SweepAction.REQUEUED):
+        metrics.count(metrics.STRANDED_RESERVED_REQUEUED, value=len(ids))
+    if ids := report.ids(SweepAction.RESTARTED):
+        metrics.count(metrics.STRANDED_RESERVED_RESTARTED, value=len(ids))
+    if ids := report.ids(SweepAction.RELEASED):
+        metrics.count(metrics.STRANDED_RESERVED_RELEASED, value=len(ids))
     return _audited(report, "sweep_stranded_reserved", actor)
 
 
@@ -116,22 +122,16 @@ def sweep_paid(actor: str = "celery beat") -> dict[str, object]:
         max_resends=settings.OPS_SWEEP_MAX_RESENDS,
         max_orders=settings.OPS_SWEEP_MAX_ORDERS,
     )
-    _counted(report, metrics.STRANDED_PAID_FOUND, {
-        SweepAction.REQUEUED: metrics.STRANDED_PAID_REQUEUED,
-        SweepAction.RESUMED: metrics.STRANDED_PAID_RESUMED,
-        SweepAction.FLAGGED: metrics.STRANDED_PAID_FLAGGED,
-    })  # fmt: skip
-    return _audited(report, "sweep_stranded_paid", actor)
-
-
-def _counted(report: SweepReport, found: str, done: dict[SweepAction, str]) -> None:
-    """Count what a sweeper found and each action it took: one metric point each, its value
-    the number of orders (no point when there were none)."""
+    # One point per metric a run, its value the number of orders (none when zero).
     if report.found:
-        metrics.count(found, value=len(report.found))
-    for action, name in done.items():
-        if ids := report.ids(action):
-            metrics.count(name, value=len(ids))
+        metrics.count(metrics.STRANDED_PAID_FOUND, value=len(report.found))
+    if ids := report.ids(SweepAction.REQUEUED):
+        metrics.count(metrics.STRANDED_PAID_REQUEUED, value=len(ids))
+    if ids := report.ids(SweepAction.RESUMED):
+        metrics.count(metrics.STRANDED_PAID_RESUMED, value=len(ids))
+    if ids := report.ids(SweepAction.FLAGGED):
+        metrics.count(metrics.STRANDED_PAID_FLAGGED, value=len(ids))
+    return _audited(report, "sweep_stranded_paid", actor)
 
 
 def _audited(report: SweepReport, sweeper: str, actor: str) -> dict[str, object]:
