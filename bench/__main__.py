@@ -136,6 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("sections", nargs="*", metavar="SECTION", help=", ".join(SECTIONS))
     parser.add_argument("--quick", action="store_true", help="short runs, for development")
     parser.add_argument("--out", type=Path, default=RESULTS, help="report directory")
+    parser.add_argument(
+        "--max-concurrency",
+        type=int,
+        metavar="N",
+        help="the local runtime's cap on workers, pollers and lanes (default: its own)",
+    )
     args = parser.parse_args(argv)
     unknown = [s for s in args.sections if s not in SECTIONS]
     if unknown:
@@ -152,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         "errors": {},
     }
     begun = time.monotonic()
-    context = Context(quick=args.quick)
+    context = Context(quick=args.quick, max_concurrency=args.max_concurrency)
     try:
         for section in chosen:
             print(f"bench: {section} ...", flush=True)

@@ -20,8 +20,10 @@ class Context:
     """Lazily started systems: DynamoDB Local with the template's tables only (no pipeline
     reacting to writes), a moto server, and the whole local runtime (payments approved)."""
 
-    def __init__(self, *, quick: bool):
+    def __init__(self, *, quick: bool, max_concurrency: int | None = None):
         self.quick = quick
+        # The local runtime's cap on workers, pollers and lanes (None: its default).
+        self.max_concurrency = max_concurrency
         self.tmp = Path(tempfile.mkdtemp(prefix="bench-"))
         self._tables: tuple[Emulator, dict[str, str]] | None = None
         self._moto: Emulator | None = None
@@ -55,6 +57,7 @@ class Context:
             command = [
                 sys.executable, "-m", "pipeline.local", "--in-memory", "--quiet",
                 "--env-file", str(env_file), "--parameter", "PaymentSuccessRate=1.0",
+                *(["--max-concurrency", str(self.max_concurrency)] if self.max_concurrency else []),
                 *(arg for name in DEFAULT_PORTS for arg in (f"--{name}-port", "0")),
             ]  # fmt: skip
             with log_path.open("wb") as log:

@@ -184,9 +184,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--orders", type=int, default=300)
     parser.add_argument("--hot", type=int, default=400, help="orders racing for 100 units")
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--max-concurrency", type=int, help="the runtime's cap (default: its own)")
     args = parser.parse_args(argv)
 
-    context = Context(quick=False)
+    context = Context(quick=False, max_concurrency=args.max_concurrency)
     try:
         context.use(context.runtime())
         store = wiring.dynamo_store()

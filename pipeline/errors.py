@@ -106,6 +106,17 @@ class ReservationContention(PipelineError):
     """Reservation kept colliding with concurrent transactions; safe to retry later."""
 
 
+class SupersededAttempt(PipelineError):
+    """A workflow step belongs to an earlier attempt of the order (it was resubmitted and
+    reserved again since): the step must not touch the new attempt's stock, money or status."""
+
+    def __init__(self, order_id: str, attempt: int, current: int):
+        self.order_id = order_id
+        self.attempt = attempt
+        self.current = current
+        super().__init__(f"order {order_id} is on attempt {current}; this step is for {attempt}")
+
+
 # -- Payment ------------------------------------------------------------------------------------
 
 

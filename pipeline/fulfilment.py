@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from pipeline.domain import CURRENCY, Order, StepOutcome, execution_name, utc_now
-from pipeline.errors import InvalidOrder, InvalidTransition
+from pipeline.errors import InvalidOrder, InvalidTransition, SupersededAttempt
 from pipeline.ports import (
     Carriers,
     MessageQueue,
@@ -98,33 +98,52 @@ def payment_key(order: Order) -> str:
     return f"{order.order_id}:{order.attempt}"
 
 
+SUPERSEDED = "SUPERSEDED"  # the Status a compensation step reports for a superseded attempt
+
+
+def attempt_of(event: dict[str, Any]) -> int | None:
+    """The Attempt a workflow task's input names (None: a run started without one)."""
+    value = event.get("Attempt")
+    return None if value is None else int(value)
+
+
+def step_status(order: Order, attempt: int | None) -> str:
+    """What a compensation step reports for the workflow to route on: the order's status, or
+    SUPERSEDED when the order moved on from the run's attempt."""
+    return SUPERSEDED if superseded(order, attempt) else str(order.status)
+
+
+def superseded(order: Order, attempt: int | None) -> bool:
+    """Whether a workflow step of `attempt` comes after the order moved on to a later attempt
+    (resubmitted and reserved again): such a step must leave the order alone. Steps that carry
+    no attempt (a workflow started before attempts were passed) are never superseded."""
+    return attempt is not None and order.attempt != attempt
+
+
 def payment_charge(
     *,
     store: OrderStore,
     gateway: PaymentGateway,
     order_id: str,
     retry_count: int = 0,
+    attempt: int | None = None,
     now: str | None = None,
 ) -> Order:
     """Charge a RESERVED order and record the payment (PAID). A retry after a recorded payment
-    returns it without charging again. Raises PaymentDeclined or PaymentGatewayUnavailable.
+    returns it without charging again. Raises PaymentDeclined, PaymentGatewayUnavailable, or
+    SupersededAttempt when the order moved on from the workflow's `attempt`.
 
     The intent is written on the order before the gateway is called, and the gateway is
     idempotent by key: a retry after a lost answer gets the same charge, and the compensation
     of a failed payment knows to ask the gateway whether money was taken.
     """
-    order = store.order_get(order_id)
-    if order.payment and order.status in PAID_STATUSES:
+    if attempt is None:
+        order = _intent_after_read(store, order_id, now)
+    else:
+        order = _intent_for_attempt(store, order_id, attempt, now)
+    if order.status in PAID_STATUSES:
         return order
-    if order.status != OrderStatus.RESERVED:
-        raise InvalidTransition(order_id, order.status, str(OrderStatus.PAID))
     key = payment_key(order)
-    if (order.payment_intent or {}).get("IdempotencyKey") != key:
-        order = store.order_set_fields(
-            order_id,
-            {"PaymentIntent": {"IdempotencyKey": key, "At": now or utc_now()}},
-            expected=[OrderStatus.RESERVED],
-        )
     charge = gateway.charge(
         amount=order.total or Decimal("0"),
         currency=(order.reservation or {}).get("Currency", CURRENCY),
@@ -140,13 +159,15 @@ def payment_charge(
             now or utc_now(),
             expected=[OrderStatus.RESERVED],
             set_fields={"Payment": charge.as_item()},
+            attempt=order.attempt,
         )
     except InvalidTransition:
         current = store.order_get(order_id)
         paid = (current.payment or {}).get("TransactionId") == charge.transaction_id
         if current.status in PAID_STATUSES and paid:
             return current  # this write landed before (its answer was lost): nothing to do
-        # Staff cancelled the order while the gateway was charging it: give the money back.
+        # Staff cancelled the order while the gateway was charging it (or it moved on to a new
+        # attempt): give the money back.
         refund = gateway.refund(charge.transaction_id)
         store.order_transition(
             order_id,
@@ -155,7 +176,47 @@ def payment_charge(
             now or utc_now(),
             expected=[current.status],
         )
+        if current.attempt != order.attempt:
+            raise SupersededAttempt(order_id, order.attempt, current.attempt) from None
         raise
+
+
+def _intent_after_read(store: OrderStore, order_id: str, now: str | None) -> Order:
+    """The order with its payment intent written (a paid order as it is): read, then write."""
+    order = store.order_get(order_id)
+    if order.payment and order.status in PAID_STATUSES:
+        return order
+    if order.status != OrderStatus.RESERVED:
+        raise InvalidTransition(order_id, order.status, str(OrderStatus.PAID))
+    key = payment_key(order)
+    if (order.payment_intent or {}).get("IdempotencyKey") == key:
+        return order
+    return store.order_set_fields(
+        order_id,
+        {"PaymentIntent": {"IdempotencyKey": key, "At": now or utc_now()}},
+        expected=[OrderStatus.RESERVED],
+    )
+
+
+def _intent_for_attempt(store: OrderStore, order_id: str, attempt: int, now: str | None) -> Order:
+    """The order with the intent of `attempt` written, in one conditional write (no read
+    first: the workflow names the attempt, so the key is known). Only when the write is refused
+    is the order read, to tell a paid order, a superseded attempt and a wrong status apart."""
+    key = f"{order_id}:{attempt}"
+    try:
+        return store.order_set_fields(
+            order_id,
+            {"PaymentIntent": {"IdempotencyKey": key, "At": now or utc_now()}},
+            expected=[OrderStatus.RESERVED],
+            attempt=attempt,
+        )
+    except InvalidTransition:
+        order = store.order_get(order_id)
+        if superseded(order, attempt):
+            raise SupersededAttempt(order_id, attempt, order.attempt) from None
+        if order.payment and order.status in PAID_STATUSES:
+            return order
+        raise InvalidTransition(order_id, order.status, str(OrderStatus.PAID)) from None
 
 
 def payment_compensate(
@@ -164,13 +225,22 @@ def payment_compensate(
     gateway: PaymentGateway,
     order_id: str,
     reason: str,
+    attempt: int | None = None,
     now: str | None = None,
 ) -> StepOutcome:
     """After the payment step failed: give the stock back (PAYMENT_FAILED) and refund any
     charge the gateway made for the attempt. An order that was paid after all is returned
     unchanged, so the workflow routes it on to shipping; running this twice changes nothing.
+
+    A compensation of a superseded `attempt` (its retry arrives after the order was
+    resubmitted and reserved again) releases nothing: the stock held is the new attempt's.
+    It only settles a refund still due for its own attempt's charge.
     """
     order = store.order_get(order_id)
+    if superseded(order, attempt):
+        if (order.refund_due or {}).get("IdempotencyKey") == f"{order_id}:{attempt}":
+            order = _settle_refund(store, gateway, order, now or utc_now())
+        return StepOutcome(order, changed=False)
     changed = False
     if order.status in HOLDS_STOCK:
         # The refund is owed before it is made: a crash between the two leaves it on the order,
@@ -183,6 +253,7 @@ def payment_compensate(
             reason=reason,
             now=now,
             set_fields={"RefundDue": intent} if intent else None,
+            attempt=attempt,
         )
         order, changed = released.order, released.changed
     if order.refund_due:
@@ -209,12 +280,20 @@ def _settle_refund(store: OrderStore, gateway: PaymentGateway, order: Order, now
 
 
 def shipment_create(
-    *, store: OrderStore, carriers: Carriers, order_id: str, now: str | None = None
+    *,
+    store: OrderStore,
+    carriers: Carriers,
+    order_id: str,
+    attempt: int | None = None,
+    now: str | None = None,
 ) -> Order:
     """Book a shipment for a PAID order and record it (SHIPPED); a retry after it was recorded
-    returns it. Raises CarrierUnavailable or AddressRejected.
+    returns it. Raises CarrierUnavailable, AddressRejected, or SupersededAttempt when the order
+    moved on from the workflow's `attempt`.
     """
     order = store.order_get(order_id)
+    if superseded(order, attempt):
+        raise SupersededAttempt(order_id, attempt or 0, order.attempt)
     if order.status == OrderStatus.SHIPPED and order.shipment:
         return order
     if order.status != OrderStatus.PAID:
@@ -233,29 +312,48 @@ def shipment_create(
             now or utc_now(),
             expected=[OrderStatus.PAID],
             set_fields={"Shipment": shipment.as_item()},
+            attempt=attempt,
         )
     except InvalidTransition:
         current = store.order_get(order_id)
+        if superseded(current, attempt):
+            raise SupersededAttempt(order_id, attempt or 0, current.attempt) from None
         if current.status == OrderStatus.SHIPPED:
             return current
         raise
 
 
 def order_flag_for_review(
-    *, store: OrderStore, order_id: str, reason: str, now: str | None = None
+    *,
+    store: OrderStore,
+    order_id: str,
+    reason: str,
+    attempt: int | None = None,
+    now: str | None = None,
 ) -> StepOutcome:
     """Move a paid order that could not ship to MANUAL_INTERVENTION, once. An order that
-    shipped after all (the shipping step's answer was lost) is returned unchanged."""
+    shipped after all (the shipping step's answer was lost), or that moved on from the
+    workflow's `attempt`, is returned unchanged."""
     order = store.order_get(order_id)
-    if order.status in (OrderStatus.MANUAL_INTERVENTION, OrderStatus.SHIPPED):
-        return StepOutcome(order, changed=False)
-    flagged = store.order_transition(
-        order_id,
+    if superseded(order, attempt) or order.status in (
         OrderStatus.MANUAL_INTERVENTION,
-        reason,
-        now or utc_now(),
-        expected=[OrderStatus.PAID],
-    )
+        OrderStatus.SHIPPED,
+    ):
+        return StepOutcome(order, changed=False)
+    try:
+        flagged = store.order_transition(
+            order_id,
+            OrderStatus.MANUAL_INTERVENTION,
+            reason,
+            now or utc_now(),
+            expected=[OrderStatus.PAID],
+            attempt=attempt,
+        )
+    except InvalidTransition:
+        current = store.order_get(order_id)
+        if superseded(current, attempt):
+            return StepOutcome(current, changed=False)
+        raise
     return StepOutcome(flagged, changed=True)
 
 

@@ -119,9 +119,11 @@ class OrderStore(Protocol):
         set_fields: Mapping[str, Any] | None = None,
         remove_fields: Sequence[str] = (),
         actor: str | None = None,
+        attempt: int | None = None,
     ) -> Order:
         """Move the order to `target` if its status allows (`actor`: the staff member, written
-        into the history entry); OrderNotFound or InvalidTransition."""
+        into the history entry; `attempt`: only while the order is on that attempt);
+        OrderNotFound or InvalidTransition."""
         ...
 
     def order_set_fields(
@@ -131,8 +133,10 @@ class OrderStore(Protocol):
         *,
         expected: Iterable[OrderStatus],
         remove_fields: Sequence[str] = (),
+        attempt: int | None = None,
     ) -> Order:
-        """Write fields on the order, no status change, if its status is one of `expected`."""
+        """Write fields on the order, no status change, if its status is one of `expected`
+        (and, given `attempt`, the order is on that attempt)."""
         ...
 
     def order_set_fields_if_unchanged(
@@ -245,9 +249,11 @@ class ReservationStore(OrderStore, InventoryStore, Protocol):
         set_fields: Mapping[str, Any] | None = None,
         expected: Sequence[OrderStatus] = (OrderStatus.RESERVED,),
         actor: str | None = None,
+        attempt: int | None = None,
     ) -> Order:
         """Give back every line's stock and move the order from `expected` (RESERVED unless
-        staff release a MANUAL_INTERVENTION order) to `target`, once."""
+        staff release a MANUAL_INTERVENTION order) to `target`, once (given `attempt`, only
+        while the order is on that attempt)."""
         ...
 
 

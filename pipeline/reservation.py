@@ -116,10 +116,11 @@ def inventory_release(
     reason: str,
     now: str | None = None,
     set_fields: Mapping[str, Any] | None = None,
+    attempt: int | None = None,
 ) -> StepOutcome:
     """Give back exactly what the order reserved and move it to `target` (writing
     `set_fields` with it), once: an order that holds no stock (never reserved, or released
-    already) is returned unchanged.
+    already), or given `attempt` is no longer on it, is returned unchanged.
     """
     order = store.order_get(order_id)
     if order.status not in HOLDS_STOCK:
@@ -130,7 +131,13 @@ def inventory_release(
     ]
     try:
         released = store.release(
-            order_id, lines, target, reason, now or utc_now(), set_fields=set_fields
+            order_id,
+            lines,
+            target,
+            reason,
+            now or utc_now(),
+            set_fields=set_fields,
+            attempt=attempt,
         )
     except InvalidTransition:
         return StepOutcome(store.order_get(order_id), changed=False)

@@ -129,6 +129,7 @@ class FakeStore:
         set_fields: Mapping[str, Any] | None = None,
         remove_fields: Sequence[str] = (),
         actor: str | None = None,
+        attempt: int | None = None,
     ) -> Order:
         """Move the order to `target` if its status allows; OrderNotFound or InvalidTransition."""
         self.writes.append(f"order_transition {order_id}")
@@ -139,7 +140,7 @@ class FakeStore:
         item = self.orders.get(order_id)
         if item is None:
             raise OrderNotFound(order_id)
-        if item["Status"] not in allowed:
+        if item["Status"] not in allowed or not _on_attempt(item, attempt):
             raise InvalidTransition(order_id, item["Status"], str(target))
         self._move(
             item,
@@ -159,6 +160,7 @@ class FakeStore:
         *,
         expected: Iterable[OrderStatus],
         remove_fields: Sequence[str] = (),
+        attempt: int | None = None,
     ) -> Order:
         """Write fields on the order, no status change, if its status is one of `expected`."""
         self.writes.append(f"order_set_fields {order_id}")
@@ -177,7 +179,7 @@ class FakeStore:
         item = self.orders.get(order_id)
         if item is None:
             raise OrderNotFound(order_id)
-        if item["Status"] not in allowed:
+        if item["Status"] not in allowed or not _on_attempt(item, attempt):
             status = item["Status"]
             raise InvalidTransition(order_id, status, f"{status} (update)")
         item.update(_stored(fields))
@@ -472,6 +474,7 @@ class FakeStore:
         set_fields: Mapping[str, Any] | None = None,
         expected: Sequence[OrderStatus] = (OrderStatus.RESERVED,),
         actor: str | None = None,
+        attempt: int | None = None,
     ) -> Order:
         """Give back every line's stock and move the order from `expected` to `target`, once."""
         self.writes.append(f"release {order_id}")
@@ -479,7 +482,7 @@ class FakeStore:
         item = self.orders.get(order_id)
         if item is None:
             raise OrderNotFound(order_id)
-        if item["Status"] not in {str(s) for s in expected}:
+        if item["Status"] not in {str(s) for s in expected} or not _on_attempt(item, attempt):
             raise InvalidTransition(order_id, OrderStatus(item["Status"]), str(target))
         lost = []
         for line in lines:
@@ -497,6 +500,14 @@ class FakeStore:
 
 
 _FIXED_PATHS = ("Status", "StatusReason", "LastUpdated", "StatusHistory")
+
+
+def _on_attempt(item: Mapping[str, Any], attempt: int | None) -> bool:
+    # DynamoDB's condition: no attempt given, or the same one (an order without Attempt is on 0).
+    if attempt is None:
+        return True
+    stored = item.get("Attempt")
+    return stored == attempt or (stored is None and attempt == 0)
 
 
 def _check_paths(

@@ -9,7 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline import metric_names, wiring
-from pipeline.fulfilment import failure_reason, order_flag_for_review
+from pipeline.fulfilment import attempt_of, failure_reason, order_flag_for_review, step_status
 
 logger = Logger()
 tracer = Tracer()
@@ -20,12 +20,16 @@ metrics = Metrics()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Input {OrderId, Error, Cause} from the shipping step's Catch; output {OrderId, Status}."""
+    """Input {OrderId, Attempt, Error, Cause} from the shipping step's Catch; output {OrderId,
+    Status}, SUPERSEDED when the order moved on from the workflow's attempt."""
     order_id = event["OrderId"]
     logger.append_keys(order_id=order_id)
     reason = failure_reason("Shipping failed", event.get("Error"), event.get("Cause"))
-    outcome = order_flag_for_review(store=wiring.dynamo_store(), order_id=order_id, reason=reason)
+    attempt = attempt_of(event)
+    outcome = order_flag_for_review(
+        store=wiring.dynamo_store(), order_id=order_id, reason=reason, attempt=attempt
+    )
     if outcome.changed:
         metrics.add_metric(metric_names.ORDERS_NEEDING_INTERVENTION, MetricUnit.Count, 1)
         logger.warning("order needs manual intervention", extra={"reason": reason})
-    return {"OrderId": order_id, "Status": str(outcome.order.status)}
+    return {"OrderId": order_id, "Status": step_status(outcome.order, attempt)}

@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pipeline import metric_names, wiring
 from pipeline.domain import to_json
 from pipeline.errors import PaymentDeclined, PaymentGatewayUnavailable
-from pipeline.fulfilment import payment_charge
+from pipeline.fulfilment import attempt_of, payment_charge
 
 logger = Logger()
 tracer = Tracer()
@@ -22,8 +22,9 @@ metrics = Metrics()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Input {OrderId, RetryCount}; output {OrderId, Payment}. Declines and gateway errors
-    are raised as PaymentDeclined / PaymentGatewayUnavailable for the state machine."""
+    """Input {OrderId, Attempt, RetryCount}; output {OrderId, Payment}. Declines and gateway
+    errors are raised as PaymentDeclined / PaymentGatewayUnavailable for the state machine, and
+    a step of an attempt the order moved on from as SupersededAttempt."""
     order_id = event["OrderId"]
     logger.append_keys(order_id=order_id)
     try:
@@ -32,6 +33,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             gateway=wiring.payment_gateway(),
             order_id=order_id,
             retry_count=int(event.get("RetryCount", 0)),
+            attempt=attempt_of(event),
         )
     except PaymentDeclined as exc:
         metrics.add_metric(metric_names.PAYMENTS_DECLINED, MetricUnit.Count, 1)

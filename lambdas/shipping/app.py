@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pipeline import metric_names, wiring
 from pipeline.domain import to_json
 from pipeline.errors import AddressRejected, CarrierUnavailable
-from pipeline.fulfilment import shipment_create
+from pipeline.fulfilment import attempt_of, shipment_create
 
 logger = Logger()
 tracer = Tracer()
@@ -22,13 +22,17 @@ metrics = Metrics()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Input {OrderId}; output {OrderId, Shipment}; carrier failures are raised as
-    CarrierUnavailable (retried) or AddressRejected (not)."""
+    """Input {OrderId, Attempt}; output {OrderId, Shipment}; carrier failures are raised as
+    CarrierUnavailable (retried) or AddressRejected (not), a step of an attempt the order moved
+    on from as SupersededAttempt."""
     order_id = event["OrderId"]
     logger.append_keys(order_id=order_id)
     try:
         order = shipment_create(
-            store=wiring.dynamo_store(), carriers=wiring.carriers(), order_id=order_id
+            store=wiring.dynamo_store(),
+            carriers=wiring.carriers(),
+            order_id=order_id,
+            attempt=attempt_of(event),
         )
     except (CarrierUnavailable, AddressRejected) as exc:
         metrics.add_metric(metric_names.SHIPMENT_FAILURES, MetricUnit.Count, 1)

@@ -89,33 +89,40 @@ class MockPaymentGateway:
                 transaction_id="txn_" + uuid.uuid4().hex[:24],
             )
         transaction_id = transaction_id_for(idempotency_key)
-        entry = self.ledger.get(transaction_id)
-        if entry is None:
-            try:
-                charge = self._decide(
-                    amount=amount,
-                    currency=currency,
-                    token=token,
-                    idempotency_key=idempotency_key,
-                    attempt=attempt,
-                    transaction_id=transaction_id,
+        # Decide, then record unless the key has an answer already (one conditional write):
+        # the first answer stands and is replayed, so a retry never charges twice, and the
+        # usual first charge costs one write instead of a read and a write.
+        try:
+            charge = self._decide(
+                amount=amount,
+                currency=currency,
+                token=token,
+                idempotency_key=idempotency_key,
+                attempt=attempt,
+                transaction_id=transaction_id,
+            )
+        except PaymentDeclined as exc:
+            entry = self.ledger.record(
+                _entry(transaction_id, idempotency_key, amount, currency, "DECLINED", str(exc))
+            )
+        except PaymentGatewayUnavailable:
+            # A key already answered is answered again even while the gateway is down.
+            answered = self.ledger.get(transaction_id)
+            if answered is None:
+                raise
+            entry = answered
+        else:
+            entry = self.ledger.record(
+                _entry(
+                    transaction_id,
+                    idempotency_key,
+                    amount,
+                    currency,
+                    "APPROVED",
+                    "",
+                    charge.processed_at,
                 )
-            except PaymentDeclined as exc:
-                entry = self.ledger.record(
-                    _entry(transaction_id, idempotency_key, amount, currency, "DECLINED", str(exc))
-                )
-            else:
-                entry = self.ledger.record(
-                    _entry(
-                        transaction_id,
-                        idempotency_key,
-                        amount,
-                        currency,
-                        "APPROVED",
-                        "",
-                        charge.processed_at,
-                    )
-                )
+            )
         return _replay(entry)
 
     def find_charge(self, idempotency_key: str) -> Charge | None:

@@ -91,11 +91,14 @@ class DynamoLedger:
                 TableName=self.table,
                 Item=serialize(entry),
                 ConditionExpression="attribute_not_exists(TransactionId)",
+                # The stored entry comes back with the refusal: no second call to read it.
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
             if error_code(exc) != "ConditionalCheckFailedException":
                 raise
-            stored = self.get(entry["TransactionId"])
+            old = exc.response.get("Item")
+            stored = deserialize(old) if old else self.get(entry["TransactionId"])
             if stored is None:  # pragma: no cover - a row never disappears
                 raise
             return stored

@@ -82,6 +82,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="NAME=VALUE",
         help="extra environment for every function, e.g. PAYMENT_RANDOM_SEED=7",
     )
+    parser.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=None,
+        metavar="N",
+        help="most workers per function, pollers per queue and lanes per stream "
+        "(default: twice the cores, at least 2; the template's larger figures are AWS's)",
+    )
     parser.add_argument("--quiet", action="store_true", help="do not echo function logs")
     testing = parser.add_argument_group(
         "fault injection (resilience tests only; the deployed functions have no such switch)"
@@ -163,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         fault_seed=args.fault_seed,
         fault_kinds=args.fault_kinds,
         fault_report_dir=args.fault_report_dir,
+        max_concurrency=args.max_concurrency,
     )
     runtime = LocalRuntime(options)
 

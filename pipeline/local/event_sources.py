@@ -139,6 +139,8 @@ class _Poller(threading.Thread):
 class StreamPoller(_Poller):
     """Feeds a DynamoDB stream to a function."""
 
+    shard_refresh_seconds = 5.0
+
     def __init__(
         self,
         spec: MappingSpec,
@@ -174,10 +176,18 @@ class StreamPoller(_Poller):
         )
         self._count_lock = threading.Lock()
         self.batches_invoked = 0
+        self._shard_list: list[dict[str, Any]] | None = None
+        self._shards_fresh_until = 0.0
 
     def _shards(self) -> list[dict[str, Any]]:
-        description = self._streams.describe_stream(StreamArn=self.spec.source_arn)
-        return description["StreamDescription"]["Shards"]
+        # The shard list changes only when a shard closes (hours apart), so it is described
+        # every few seconds, not on every poll: one DynamoDB Local call fewer per poll.
+        now = time.monotonic()
+        if self._shard_list is None or now >= self._shards_fresh_until:
+            description = self._streams.describe_stream(StreamArn=self.spec.source_arn)
+            self._shard_list = description["StreamDescription"]["Shards"]
+            self._shards_fresh_until = now + self.shard_refresh_seconds
+        return self._shard_list
 
     def _iterator(self, shard_id: str) -> str | None:
         if shard_id in self._iterators:

@@ -64,4 +64,5 @@ def start_tables(
         "ORDERS_TABLE_NAME": result.physical["OrdersTable"].ref,
         "INVENTORY_TABLE_NAME": result.physical["InventoryTable"].ref,
         "WEBHOOKS_TABLE_NAME": result.physical["WebhooksTable"].ref,
+        "PAYMENT_LEDGER_TABLE_NAME": result.physical["PaymentLedgerTable"].ref,
     }

@@ -1401,7 +1401,7 @@ def project_functions(**overrides: Any) -> Functions:
 
 
 def run_fulfilment(definition: dict[str, Any], functions: Functions):
-    return run(definition, {"OrderId": "o-1"}, invoke=functions, time_scale=0.05)
+    return run(definition, {"OrderId": "o-1", "Attempt": 1}, invoke=functions, time_scale=0.05)
 
 
 def test_fulfilment_paid_and_shipped_ends_at_order_shipped(fulfilment_definition):
@@ -1413,10 +1413,11 @@ def test_fulfilment_paid_and_shipped_ends_at_order_shipped(fulfilment_definition
     assert entered(events) == ["ProcessPayment", "ShipOrder", "OrderShipped"]
     assert result.output == {
         "OrderId": "o-1",
+        "Attempt": 1,
         "PaymentResult": {"Payment": {"TransactionId": "tx-1"}},
         "ShipmentResult": {"Shipment": {"TrackingNumber": "TRK"}},
     }
-    assert functions.payloads("Payment") == [{"OrderId": "o-1", "RetryCount": 0}]
+    assert functions.payloads("Payment") == [{"OrderId": "o-1", "Attempt": 1, "RetryCount": 0}]
     assert clock.sleeps == []
 
 
@@ -1442,7 +1443,12 @@ def test_fulfilment_gives_up_after_three_retries_and_releases_stock(fulfilment_d
     assert len(functions.payloads("Payment")) == 1 + 3
     assert clock.sleeps == pytest.approx([0.1, 0.2, 0.4])
     assert functions.payloads("ReleaseStock") == [
-        {"OrderId": "o-1", "Error": "PaymentGatewayUnavailable", "Cause": outage.cause}
+        {
+            "OrderId": "o-1",
+            "Attempt": 1,
+            "Error": "PaymentGatewayUnavailable",
+            "Cause": outage.cause,
+        }
     ]
     assert result.status == "SUCCEEDED"
     assert entered(events)[-1] == "PaymentFailed"
@@ -1458,7 +1464,7 @@ def test_fulfilment_does_not_retry_a_decline(fulfilment_definition):
     assert len(functions.payloads("Payment")) == 1
     assert clock.sleeps == []
     assert functions.payloads("ReleaseStock") == [
-        {"OrderId": "o-1", "Error": "PaymentDeclined", "Cause": declined.cause}
+        {"OrderId": "o-1", "Attempt": 1, "Error": "PaymentDeclined", "Cause": declined.cause}
     ]
     assert (result.status, entered(events)[-1]) == ("SUCCEEDED", "PaymentFailed")
     assert functions.payloads("Shipping") == []
@@ -1473,7 +1479,7 @@ def test_fulfilment_flags_manual_intervention_when_no_carrier_is_available(fulfi
     assert len(functions.payloads("Shipping")) == 1 + 2
     assert clock.sleeps == pytest.approx([0.1, 0.2])
     assert functions.payloads("ManualIntervention") == [
-        {"OrderId": "o-1", "Error": "CarrierUnavailable", "Cause": unavailable.cause}
+        {"OrderId": "o-1", "Attempt": 1, "Error": "CarrierUnavailable", "Cause": unavailable.cause}
     ]
     assert (result.status, entered(events)[-1]) == ("SUCCEEDED", "ManualIntervention")
     assert result.output["Review"] == {"Status": "MANUAL_INTERVENTION"}

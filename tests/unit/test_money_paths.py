@@ -14,16 +14,19 @@ from pipeline.adapters.mock_carriers import MockCarriers
 from pipeline.adapters.mock_payments import MockPaymentGateway, transaction_id_for
 from pipeline.adapters.payment_ledger import InMemoryLedger
 from pipeline.domain import InventoryItem, Order, OrderLine
-from pipeline.errors import PaymentGatewayUnavailable
+from pipeline.errors import PaymentGatewayUnavailable, SupersededAttempt
 from pipeline.fulfilment import (
+    attempt_of,
     order_flag_for_review,
     payment_charge,
     payment_compensate,
     payment_key,
     shipment_create,
+    step_status,
 )
 from pipeline.local.stepfunctions.asl import StateMachineInterpreter, TaskFailure
 from pipeline.reservation import inventory_reserve
+from pipeline.staff_actions import order_resubmit
 from pipeline.statuses import OrderStatus
 from tests.fakes import FakeStore, client_error
 
@@ -241,28 +244,37 @@ class Tasks:
         self.calls.append(name)
         order_id = payload["OrderId"]
         try:
-            result = self._run(name, order_id)
+            result = self._run(name, order_id, attempt_of(payload))
         except Exception as exc:
             raise TaskFailure(type(exc).__name__, json.dumps({"errorMessage": str(exc)})) from exc
         if name in self.lose:
             raise TaskFailure("States.Timeout", "Task timed out after its work was done")
         return result
 
-    def _run(self, name: str, order_id: str) -> dict[str, Any]:
+    def _run(self, name: str, order_id: str, attempt: int | None) -> dict[str, Any]:
+        # As the handlers in lambdas/ call them: with the run's Attempt from the payload.
         store, gateway = self.store, self.gateway
         if name == "Payment":
-            order = payment_charge(store=store, gateway=gateway, order_id=order_id)
+            order = payment_charge(store=store, gateway=gateway, order_id=order_id, attempt=attempt)
             return {"OrderId": order_id, "Payment": {"TransactionId": order.payment_intent}}
         if name == "ReleaseStock":
             outcome = payment_compensate(
-                store=store, gateway=gateway, order_id=order_id, reason="Payment failed"
+                store=store,
+                gateway=gateway,
+                order_id=order_id,
+                reason="Payment failed",
+                attempt=attempt,
             )
-            return {"OrderId": order_id, "Status": str(outcome.order.status)}
+            return {"OrderId": order_id, "Status": step_status(outcome.order, attempt)}
         if name == "Shipping":
-            shipment_create(store=store, carriers=MockCarriers(), order_id=order_id)
+            shipment_create(
+                store=store, carriers=MockCarriers(), order_id=order_id, attempt=attempt
+            )
             return {"OrderId": order_id, "Shipment": {"TrackingNumber": "T"}}
-        flagged = order_flag_for_review(store=store, order_id=order_id, reason="Shipping failed")
-        return {"OrderId": order_id, "Status": str(flagged.order.status)}
+        flagged = order_flag_for_review(
+            store=store, order_id=order_id, reason="Shipping failed", attempt=attempt
+        )
+        return {"OrderId": order_id, "Status": step_status(flagged.order, attempt)}
 
 
 def run_workflow(store: FakeStore, gateway: MockPaymentGateway, lose: set[str]):
@@ -317,3 +329,100 @@ def test_a_shipment_that_times_out_after_writing_shipped_ends_shipped() -> None:
     assert result.status == "SUCCEEDED"
     assert entered[-2:] == ["RouteAfterShippingFailure", "OrderShipped"]
     assert store.order("o-1").status is OrderStatus.SHIPPED
+
+
+# -- a superseded attempt ---------------------------------------------------------------------
+
+
+def resubmitted_and_reserved_again(store: FakeStore) -> Order:
+    """o-1's first attempt failed its payment and was released; staff resubmitted it and the
+    stream reserved it again: attempt 2 holds 2 pens (stock 8)."""
+    reserved_order(store, token="tok_unavailable")
+    gateway, _ = ledger_gateway()
+    with pytest.raises(PaymentGatewayUnavailable):
+        payment_charge(store=store, gateway=gateway, order_id="o-1", attempt=1)
+    payment_compensate(store=store, gateway=gateway, order_id="o-1", reason="down", attempt=1)
+    order_resubmit(store=store, order_id="o-1", actor="staff", reason="card fixed", now=T0)
+    again = inventory_reserve(store=store, order_id="o-1", now=T0)
+    assert (again.order.status, again.order.attempt) == (OrderStatus.RESERVED, 2)
+    assert store.inventory["pen"].stock == 8
+    return again.order
+
+
+def test_a_late_compensation_of_a_superseded_attempt_leaves_the_new_attempt_alone() -> None:
+    # Given an order on its second attempt, holding stock again
+    store = FakeStore()
+    resubmitted_and_reserved_again(store)
+    gateway, ledger = ledger_gateway()
+
+    # When a late retry of the first attempt's compensation arrives
+    outcome = payment_compensate(
+        store=store, gateway=gateway, order_id="o-1", reason="late retry", attempt=1
+    )
+
+    # Then it changes nothing: the second attempt keeps its stock and its status
+    assert outcome.changed is False
+    assert step_status(outcome.order, 1) == "SUPERSEDED"
+    assert store.order("o-1").status is OrderStatus.RESERVED
+    assert store.inventory["pen"].stock == 8
+    assert ledger.entries == {}
+
+
+def test_every_step_of_a_superseded_attempt_refuses_or_changes_nothing() -> None:
+    # Given an order on its second attempt
+    store = FakeStore()
+    order = resubmitted_and_reserved_again(store)
+    gateway, ledger = ledger_gateway()
+    before = store.orders["o-1"].copy()
+
+    # When the first attempt's payment, shipping and flagging steps run late
+    with pytest.raises(SupersededAttempt):
+        payment_charge(store=store, gateway=gateway, order_id="o-1", attempt=1)
+    with pytest.raises(SupersededAttempt):
+        shipment_create(store=store, carriers=MockCarriers(), order_id="o-1", attempt=1)
+    flagged = order_flag_for_review(store=store, order_id="o-1", reason="late", attempt=1)
+
+    # Then nothing was charged and the order is as it was
+    assert flagged.changed is False
+    assert ledger.entries == {}
+    assert store.orders["o-1"] == before
+    # And the second attempt's own payment goes through under its own key
+    store.orders["o-1"]["PaymentToken"] = "tok_approve"
+    paid = payment_charge(store=store, gateway=gateway, order_id="o-1", attempt=order.attempt)
+    assert paid.status is OrderStatus.PAID
+    assert list(ledger.entries) == [transaction_id_for("o-1:2")]
+
+
+def test_the_workflow_of_a_superseded_attempt_ends_superseded_and_touches_nothing() -> None:
+    # Given an order on its second attempt, and a run of the first attempt still going
+    store = FakeStore()
+    resubmitted_and_reserved_again(store)
+    gateway, ledger = ledger_gateway()
+
+    # When the real definition runs the first attempt (input Attempt 1)
+    result, entered, tasks = run_workflow(store, gateway, lose=set())
+
+    # Then the payment step refuses at once, and the run ends in Superseded
+    assert result.status == "SUCCEEDED"
+    assert entered == ["ProcessPayment", "Superseded"]
+    assert tasks.calls == ["Payment"]
+    assert store.order("o-1").status is OrderStatus.RESERVED
+    assert store.inventory["pen"].stock == 8
+    assert ledger.entries == {}
+
+
+def test_a_payment_that_knows_its_attempt_writes_the_intent_without_reading_first() -> None:
+    # Given a reserved order (attempt 1)
+    store = FakeStore()
+    reserved_order(store)
+    gateway, _ = ledger_gateway()
+    store.order_reads.clear()
+
+    # When the payment step runs with the workflow's Attempt
+    paid = payment_charge(store=store, gateway=gateway, order_id="o-1", attempt=1)
+
+    # Then it is PAID under the attempt's key, and no read of the order was needed
+    assert paid.status is OrderStatus.PAID
+    assert paid.payment_intent is not None
+    assert paid.payment_intent["IdempotencyKey"] == "o-1:1"
+    assert store.order_reads == []

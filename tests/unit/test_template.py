@@ -271,16 +271,25 @@ def test_failures_are_caught_into_compensation_and_manual_intervention(
 ) -> None:
     # Given the payment and shipping tasks
     # Then any payment failure releases the stock; any shipping failure flags the order
+    # (a step of a superseded attempt excepted: it ends the run and touches nothing)
+    superseded = {
+        "ErrorEquals": ["SupersededAttempt"],
+        "ResultPath": "$.Failure",
+        "Next": "Superseded",
+    }
     assert states["ProcessPayment"]["Catch"] == [
-        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.Failure", "Next": "ReleaseStock"}
+        superseded,
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.Failure", "Next": "ReleaseStock"},
     ]
     assert states["ShipOrder"]["Catch"] == [
+        superseded,
         {
             "ErrorEquals": ["States.ALL"],
             "ResultPath": "$.Failure",
             "Next": "FlagForManualIntervention",
-        }
+        },
     ]
+    assert states["Superseded"]["Type"] == "Succeed"
     assert states["ProcessPayment"]["Next"] == "ShipOrder"
     # And after a failure the order's actual status routes it: a payment that landed goes on
     # to shipping, an order that shipped after all is not flagged
@@ -290,11 +299,13 @@ def test_failures_are_caught_into_compensation_and_manual_intervention(
     assert {c["Variable"] for c in after_payment["Choices"]} == {"$.Compensation.Status"}
     assert routes["PAID"] == "ShipOrder"
     assert routes["SHIPPED"] == "OrderShipped"
+    assert routes["SUPERSEDED"] == "Superseded"
     assert after_payment["Default"] == "PaymentFailed"
     assert states["FlagForManualIntervention"]["Next"] == "RouteAfterShippingFailure"
     after_shipping = states["RouteAfterShippingFailure"]
     assert [(c["Variable"], c["StringEquals"], c["Next"]) for c in after_shipping["Choices"]] == [
-        ("$.Review.Status", "SHIPPED", "OrderShipped")
+        ("$.Review.Status", "SUPERSEDED", "Superseded"),
+        ("$.Review.Status", "SHIPPED", "OrderShipped"),
     ]
     assert after_shipping["Default"] == "ManualIntervention"
 

@@ -186,6 +186,7 @@ class OrdersTable(TableAdapter):
         set_fields: Mapping[str, Any] | None = None,
         remove_fields: Sequence[str] = (),
         actor: str | None = None,
+        attempt: int | None = None,
     ) -> Order:
         """Move the order to `target` if its status allows; return the order as written.
         `actor` is the staff member making the change, written into the history entry.
@@ -201,6 +202,7 @@ class OrdersTable(TableAdapter):
             set_fields=set_fields,
             remove_fields=remove_fields,
             actor=actor,
+            attempt=attempt,
         )
         return self._run_update(order_id, update, str(target))
 
@@ -211,15 +213,18 @@ class OrdersTable(TableAdapter):
         *,
         expected: Iterable[OrderStatus],
         remove_fields: Sequence[str] = (),
+        attempt: int | None = None,
     ) -> Order:
-        """Write `fields` on the order (no status change) if its status is one of `expected`;
-        return the order as written. OrderNotFound, or InvalidTransition with the real status.
+        """Write `fields` on the order (no status change) if its status is one of `expected`
+        (and, given `attempt`, it is on that attempt); return the order as written.
+        OrderNotFound, or InvalidTransition with the real status.
         """
         update = self._guarded_update(
             order_id,
             allowed=sorted(set(expected)),
             set_fields=fields,
             remove_fields=remove_fields,
+            attempt=attempt,
         )
         return self._run_update(order_id, update, None)
 

@@ -102,6 +102,7 @@ class DynamoStore(OrdersTable, InventoryTable):
         set_fields: Mapping[str, Any] | None = None,
         expected: Sequence[OrderStatus] = (OrderStatus.RESERVED,),
         actor: str | None = None,
+        attempt: int | None = None,
     ) -> Order:
         """Give back the reserved stock of every line and move the order from one of
         `expected` (RESERVED; staff also release a MANUAL_INTERVENTION order) to `target`, in
@@ -114,7 +115,7 @@ class DynamoStore(OrdersTable, InventoryTable):
         checks the rows are still present (or still absent) as read; if one appeared or went
         meanwhile, it is read again and retried.
         """
-        for attempt in range(TRANSACTION_ATTEMPTS):
+        for try_number in range(TRANSACTION_ATTEMPTS):
             present = self.inventory_get_many(line.item_name for line in lines)
             actions: list[dict[str, Any]] = []
             lost: list[dict[str, Any]] = []
@@ -154,6 +155,7 @@ class DynamoStore(OrdersTable, InventoryTable):
                 expected=expected,
                 set_fields=set_fields,
                 actor=actor,
+                attempt=attempt,
             )
             if lost:
                 # Appended, not set: an order released again after a resubmit keeps the first
@@ -169,7 +171,7 @@ class DynamoStore(OrdersTable, InventoryTable):
             try:
                 return self._transact_order(actions, order_id, target, None, rows_as_read=True)
             except _RowsMoved:
-                sleep_backoff(attempt)
+                sleep_backoff(try_number)
         raise ReservationContention(
             f"order {order_id}: giving its stock back kept colliding with item changes; retry later"
         )
