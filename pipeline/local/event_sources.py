@@ -56,6 +56,32 @@ class MappingSpec:
     parallelization: int = 1  # concurrent batches per shard (ParallelizationFactor)
 
 
+RAW_RECORDS = "RawStreamRecords"  # where GetRecords' records land, as the wire gave them
+_raw_records = threading.local()  # set by a poller around its own GetRecords calls only
+
+
+def _keep_records_raw(
+    response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any
+) -> None:
+    """Hand GetRecords' records over as the JSON the stream sent, not parsed by botocore.
+
+    The wire form is what Lambda gives a function (numbers for times, base64 for binary), and
+    botocore's parse of every image of every record was the largest part of the runtime's own
+    CPU under load; only the rest of the answer goes through its parser.
+    """
+    if not getattr(_raw_records, "wanted", False) or response_dict.get("status_code") != 200:
+        return  # another user of the same client gets botocore's usual answer
+    body = json.loads(response_dict["body"])
+    customized_response_dict[RAW_RECORDS] = body.pop("Records", [])
+    response_dict["body"] = json.dumps(body).encode()
+
+
+def _created(raw: Mapping[str, Any]) -> float:
+    """A stream record's ApproximateCreationDateTime in seconds (wire number or datetime)."""
+    created = raw["dynamodb"]["ApproximateCreationDateTime"]
+    return created.timestamp() if isinstance(created, datetime) else float(created)
+
+
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -178,6 +204,13 @@ class StreamPoller(_Poller):
         self.batches_invoked = 0
         self._shard_list: list[dict[str, Any]] | None = None
         self._shards_fresh_until = 0.0
+        events = getattr(getattr(streams, "meta", None), "events", None)
+        if events is not None:
+            events.register(
+                "before-parse.dynamodb-streams.GetRecords",
+                _keep_records_raw,
+                unique_id="pipeline-local-raw-stream-records",
+            )
 
     def _shards(self) -> list[dict[str, Any]]:
         # The shard list changes only when a shard closes (hours apart), so it is described
@@ -222,9 +255,13 @@ class StreamPoller(_Poller):
                 if iterator is None:
                     break  # a closed shard, read to its end
                 try:
-                    response = self._streams.get_records(
-                        ShardIterator=iterator, Limit=wanted - len(records)
-                    )
+                    _raw_records.wanted = True
+                    try:
+                        response = self._streams.get_records(
+                            ShardIterator=iterator, Limit=wanted - len(records)
+                        )
+                    finally:
+                        _raw_records.wanted = False
                 except ClientError as exc:
                     # An expired iterator (or a "trimmed" one, see below) is re-created after
                     # the last record seen; the short pause keeps a persistent error from
@@ -237,7 +274,7 @@ class StreamPoller(_Poller):
                         self.pause(0.05)
                         continue
                     raise
-                fetched = response.get("Records", [])
+                fetched = response.get(RAW_RECORDS) or response.get("Records", [])
                 # After an empty read, DynamoDB Local's next iterator breaks on the first gap
                 # in its sequence numbers (shared by all tables): start again from the last
                 # record seen instead, which costs one GetShardIterator per idle poll.
@@ -247,9 +284,9 @@ class StreamPoller(_Poller):
                 if fetched:
                     self._last_seen[shard_id] = fetched[-1]["dynamodb"]["SequenceNumber"]
                 records += [self._lambda_record(r) for r in fetched if self._after_start(r)]
-                if time.monotonic() >= window_ends or (not response.get("Records") and not records):
+                if time.monotonic() >= window_ends or (not fetched and not records):
                     break
-                if not response.get("Records"):
+                if not fetched:
                     self.pause(0.05)
             if records:
                 busy = True
@@ -259,14 +296,13 @@ class StreamPoller(_Poller):
     def _after_start(self, raw: dict[str, Any]) -> bool:
         if self.spec.starting_position != "LATEST":
             return True
-        return raw["dynamodb"]["ApproximateCreationDateTime"].timestamp() >= self._mapping_started
+        return _created(raw) >= self._mapping_started
 
     def _lambda_record(self, raw: dict[str, Any]) -> dict[str, Any]:
         record = dict(raw)
         body = dict(record["dynamodb"])
-        created = body.get("ApproximateCreationDateTime")
-        if isinstance(created, datetime):
-            body["ApproximateCreationDateTime"] = int(created.timestamp())
+        if body.get("ApproximateCreationDateTime") is not None:
+            body["ApproximateCreationDateTime"] = int(_created(raw))
         record["dynamodb"] = body
         record["awsRegion"] = self._region
         record["eventSourceARN"] = self.spec.source_arn

@@ -466,6 +466,27 @@ def test_only_new_pending_orders_and_returns_to_pending_reach_the_function(
     assert seen[-1]["dynamodb"]["SequenceNumber"] < last
 
 
+def test_records_reach_the_function_as_lambda_sends_them(table: Table, sqs: Any) -> None:
+    # Given a new order carrying a binary attribute
+    table.client.put_item(
+        TableName=table.name,
+        Item={"OrderId": {"S": "wire-1"}, "Status": {"S": "PENDING"}, "Blob": {"B": b"\x00\xff"}},
+    )
+    spec = MappingSpec("S", "F", "arn:fn", table.stream_arn, batch_size=10)
+    function, checkpoints = FakeFunction(), Checkpoints(None)
+    # When a poller delivers it
+    with _running(_stream_poller(spec, table, function, checkpoints, None, sqs)):
+        _until(lambda: function.calls, "a batch")
+    (record,) = function.calls[0]
+    # Then it is the JSON Lambda gives a function: the time in whole seconds, binary in
+    # base64, the source's ARN and region (and the test's own reads still get botocore's form)
+    assert isinstance(record["dynamodb"]["ApproximateCreationDateTime"], int)
+    assert record["dynamodb"]["NewImage"]["Blob"] == {"B": "AP8="}
+    assert (record["eventSourceARN"], record["awsRegion"]) == (table.stream_arn, LOCAL_REGION)
+    assert json.loads(json.dumps(record)) == record
+    assert table.records()[0]["dynamodb"]["NewImage"]["Blob"] == {"B": b"\x00\xff"}
+
+
 def test_batches_never_exceed_the_batch_size(
     provisioned: ProvisionResult, table: Table, sqs: Any
 ) -> None:
