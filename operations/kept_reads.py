@@ -62,6 +62,17 @@ def _redis_failed(exc: Exception) -> None:
     log.warning("Redis unavailable: dashboard reads are not kept (%s)", exc)
 
 
+def _stored(raw: bytes | None) -> Kept | None:
+    """What another view stored, or None (nothing, or not something this module wrote)."""
+    if raw is None:
+        return None
+    try:
+        stored = json.loads(raw)
+        return Kept(stored["value"], float(stored["at"]))
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
 def kept(key: str, read: Callable[[], Any], *, seconds: float) -> Kept:
     """`read()`'s value as any process stored it within the last `seconds`, or read now and
     stored. The value must be JSON. `seconds` <= 0 reads every time."""
@@ -71,17 +82,15 @@ def kept(key: str, read: Callable[[], Any], *, seconds: float) -> Kept:
     name = f"{KEY_PREFIX}{key}"
     if client is not None:
         try:
-            raw = client.get(name)
+            stored = _stored(client.get(name))
         except redis.RedisError as exc:
             _redis_failed(exc)
             client = None
         else:
-            if raw is not None:
-                stored = json.loads(raw)
-                # The key expires on its own; the time check also covers a window shortened
-                # since it was stored.
-                if time.time() - stored["at"] < seconds:
-                    return Kept(stored["value"], stored["at"])
+            # The key expires on its own; the time check also covers a window shortened since
+            # it was stored.
+            if stored is not None and time.time() - stored.read_at < seconds:
+                return stored
     found = Kept(read(), time.time())
     if client is not None:
         try:

@@ -135,6 +135,15 @@ def test_a_failed_read_is_not_kept_and_a_dead_redis_keeps_nothing(keeping: Any, 
     # And a value read is kept
     assert kept_reads.kept("flaky", read, seconds=30).value == {"n": 1}
 
+    # And something else under a key is no kept value: it is read afresh (and replaced)
+    client = redis.Redis.from_url(keeping.REDIS_URL)
+    try:
+        client.set(f"{kept_reads.KEY_PREFIX}garbled", b"not json")
+        assert kept_reads.kept("garbled", lambda: 7, seconds=30).value == 7
+        assert kept_reads.kept("garbled", lambda: 8, seconds=30).value == 7
+    finally:
+        client.close()
+
     # When Redis cannot be reached
     keeping.REDIS_URL = f"redis://127.0.0.1:{refused_port}/0"
     kept_reads.reset_for_tests()
