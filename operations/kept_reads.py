@@ -37,10 +37,6 @@ class Kept:
     value: Any
     read_at: float
 
-    def age_seconds(self, now: float | None = None) -> int:
-        """How long ago the value was read, in whole seconds."""
-        return max(0, int((time.time() if now is None else now) - self.read_at))
-
 
 def _redis() -> redis.Redis | None:
     if time.monotonic() < _redis_down_until:
