@@ -239,6 +239,7 @@ class _Snapshot:
         self.items = items
         self._orders: dict[str, tuple[list[InventoryItem], list[tuple[Any, str]]]] = {}
         self._folded: dict[str, tuple[str, str]] | None = None
+        self._low: dict[int, int] = {}  # default threshold -> items at or below theirs
         self._lock = threading.Lock()
 
     def ordered(self, sort: str) -> tuple[list[InventoryItem], list[tuple[Any, str]]]:
@@ -258,6 +259,16 @@ class _Snapshot:
                     n: (n.casefold(), i.description.casefold()) for n, i in self.items.items()
                 }
             return self._folded
+
+    def low_count(self, default_threshold: int) -> int:
+        """How many items are at or below their threshold: counted once per version, as the
+        dashboard asks on every view."""
+        with self._lock:
+            if default_threshold not in self._low:
+                self._low[default_threshold] = sum(
+                    1 for item in self.items.values() if item.is_low(default_threshold)
+                )
+            return self._low[default_threshold]
 
 
 # -- the catalogue ----------------------------------------------------------------------------
@@ -425,7 +436,7 @@ class Catalogue:
 
     def low_stock_count(self) -> int:
         """How many items are at or below their threshold (from the copy)."""
-        return sum(1 for item in self.items().values() if item.is_low(self.default_threshold))
+        return self._snapshot().low_count(self.default_threshold)
 
 
 # -- the portal's catalogue -------------------------------------------------------------------

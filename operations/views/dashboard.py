@@ -2,7 +2,9 @@
 
 Every number here is a few reads whatever the table size: table sizes from DescribeTable,
 queue depths, this stack's alarms, and the order counters CloudWatch keeps (operations/
-counters.py), never a count over the orders themselves.
+counters.py), never a count over the orders themselves. The table sizes, an estimate DynamoDB
+refreshes every few hours, are kept for OPS_DASHBOARD_TABLE_COUNT_SECONDS and shown with their
+age; everything else is read on every view.
 """
 
 from __future__ import annotations
@@ -39,6 +41,18 @@ def _ratio_rows(metrics: dict[str, Any] | None) -> list[dict[str, Any]]:
         }
         for name, ratio in (metrics or {}).get("ratios", {}).items()
     ]
+
+
+def _table_rows(parts: dict[str, Part]) -> list[tuple[str, Part, int | None]]:
+    """(label, part, seconds since its count was read: None when not kept, read right now)."""
+    now = time.time()
+    rows = []
+    for label, name in (("Orders", "orders"), ("Inventory", "inventory")):
+        part = parts[name]
+        read_at = part.value.get("read_at") if part.value else None
+        age = None if read_at is None else max(0, int(now - read_at))
+        rows.append((label, part, age))
+    return rows
 
 
 def _charts(part: Part) -> dict[str, Any]:
@@ -81,6 +95,7 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
         exact=exact,
         count_cap=settings.OPS_STATUS_COUNT_CAP,
         count_statuses=False,
+        keep_estimates_s=settings.OPS_DASHBOARD_TABLE_COUNT_SECONDS,
     )
     return ops_render(
         request,
@@ -89,10 +104,7 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
             "region": report.region,
             "endpoints": report.endpoints,
             "resources": {label: report.resources[name] for name, label in RESOURCES},
-            "tables": [
-                ("Orders", report.tables["orders"]),
-                ("Inventory", report.tables["inventory"]),
-            ],
+            "tables": _table_rows(report.tables),
             # The third value: messages waiting there need a person (shown in red).
             "queues": [
                 ("Orders queue", report.queues["orders"], False),

@@ -364,6 +364,10 @@ CELERY_BEAT_SCHEDULE = {
 OPS_ORDERS_PAGE_SIZE = env_int("OPS_ORDERS_PAGE_SIZE", 25)
 # The dashboard counts orders per status up to about this many each (COUNT queries cost reads).
 OPS_STATUS_COUNT_CAP = env_int("OPS_STATUS_COUNT_CAP", 10_000)
+# How long the dashboard's table sizes (DescribeTable's estimate, which DynamoDB refreshes about
+# every six hours) are kept in Redis for every process; the page shows their age. 0: read on
+# every view.
+OPS_DASHBOARD_TABLE_COUNT_SECONDS = env_float("OPS_DASHBOARD_TABLE_COUNT_SECONDS", 60.0)
 # The DLQ page shows at most this many messages, each hidden this long while looked at.
 OPS_DLQ_PEEK_MAX = env_int("OPS_DLQ_PEEK_MAX", 50)
 OPS_DLQ_PEEK_VISIBILITY = env_int("OPS_DLQ_PEEK_VISIBILITY", 30)

@@ -100,3 +100,19 @@ def test_rows_shown_are_read_live_and_a_deleted_one_is_left_out() -> None:
     del store.inventory["item-02"]
     page = found.query()
     assert [(i.item_name, i.stock) for i in page.items] == [("item-00", 42), ("item-01", 1)]
+
+
+def test_the_low_stock_count_is_the_current_copys_after_a_write() -> None:
+    # Given the count of a copy (kept with that version of it)
+    found, _ = _catalogue()
+    assert found.low_stock_count() == sum(1 for n in range(23) if n % 7 <= 2)
+    before = found.low_stock_count()
+
+    # When the portal writes one more low item and raises another above the threshold
+    found.note(InventoryItem("item-zz", 0, Decimal("1.00"), "new and low"))
+    found.note(InventoryItem("item-00", 40, Decimal("1.00"), "restocked"))
+
+    # Then the count is the new copy's
+    assert found.low_stock_count() == before
+    found.note(InventoryItem("item-zy", 1, Decimal("1.00"), "also low"))
+    assert found.low_stock_count() == before + 1
