@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from rest_framework import exceptions, status
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 from rest_framework_api_key.permissions import BaseHasAPIKey, KeyParser
 
 from orders_api import metrics
-from orders_api.key_cache import find_key
+from orders_api.key_cache import check_key
 from orders_api.models import ClientAPIKey
-from orders_api.throttling import FailureThrottle, client_address
+from orders_api.throttling import (
+    TAKEN_ATTRIBUTE,
+    FailureThrottle,
+    UsagePlanThrottle,
+    client_address,
+)
 
 INVALID_KEY = "Forbidden: the API key is unknown, revoked or expired"
 
@@ -54,11 +60,13 @@ class ApiKeyAuthentication(BaseAuthentication):
             return None  # no key costs no query, so it is not counted as a failure
         throttle = FailureThrottle.for_api_keys()
         address = client_address(request)
-        verdict = throttle.check(address)
-        if not verdict.allowed:
+        found = check_key(
+            raw, failures=throttle, address=address, take_token=_throttled_after(request)
+        )
+        if not found.address.allowed:
             metrics.count(metrics.KEY_FAILURES_THROTTLED, Address=address, Path=request.path)
-            raise TooManyKeyFailures(retry_after=verdict.retry_after_header)
-        key = find_key(raw)
+            raise TooManyKeyFailures(retry_after=found.address.retry_after_header)
+        key = found.key
         reason = None
         if key is None:
             reason = "unknown"
@@ -71,6 +79,8 @@ class ApiKeyAuthentication(BaseAuthentication):
             throttle.record(address)
             metrics.count(metrics.AUTH_FAILURES, Reason=reason, Path=request.path)
             raise InvalidApiKey()
+        if found.usage is not None:
+            setattr(request, TAKEN_ATTRIBUTE, found.usage)
         return (None, key)
 
     def authenticate_header(self, request: Request) -> None:
@@ -89,3 +99,16 @@ class HasClientApiKey(BaseHasAPIKey):
             return True
         metrics.count(metrics.AUTH_FAILURES, Reason="missing", Path=request.path)
         return False
+
+
+def _throttled_after(request: Request) -> bool:
+    """Whether the view's only permission is HasClientApiKey and its only throttle
+    UsagePlanThrottle: then, for a usable key, nothing between this check and the throttle can
+    refuse the request, so the key's token may be taken now, in the key check's round trip."""
+    view = (request.parser_context or {}).get("view")
+    return (
+        settings.RATE_LIMIT_ENABLED
+        and view is not None
+        and list(getattr(view, "permission_classes", ())) == [HasClientApiKey]
+        and list(getattr(view, "throttle_classes", ())) == [UsagePlanThrottle]
+    )

@@ -4,8 +4,9 @@ each cost a database query and a hash.
 Every change to a key or a plan (revoke, expiry, plan, delete: a save through the ORM, as the
 admin does) raises a version number in Redis; a cached key is used only while Redis still
 holds the version it was cached under, so every process refuses a revoked key at its next
-request. The check is one Redis GET beside the limiter's own calls. Without Redis there is no
-cache (every request reads the database); a change the ORM's signals do not see (a bulk
+request. The version rides in one Redis script with the address's failed-authentication count
+and the key's token (RedisRateLimiter.gate): one round trip for all three. Without Redis there
+is no cache (every request reads the database); a change the ORM's signals do not see (a bulk
 UPDATE, SQL by hand) reaches every process within API_KEY_CACHE_SECONDS (0 turns the cache off).
 Only keys that were found are cached, so a key created a moment ago works at once; revoked and
 expired keys are refused on every request, from the cached row.
@@ -17,13 +18,15 @@ import hashlib
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.db.models.signals import post_delete, post_save
 
 from orders_api.models import ClientAPIKey, UsagePlan
-from orders_api.throttling import limiter
+from orders_api.ratelimit import Decision
+from orders_api.throttling import FailureThrottle, limiter
 
 log = logging.getLogger(__name__)
 
@@ -41,26 +44,65 @@ def _digest(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def find_key(raw_key: str) -> ClientAPIKey | None:
-    """The key `raw_key` names (revoked and expired ones included), or None; from the cache
-    while its entry is fresh and no key or plan changed since."""
+@dataclass(frozen=True)
+class KeyCheck:
+    """What check_key found: the address's standing, the key, and maybe its token."""
+
+    address: Decision  # the failed-authentication throttle's word on the client address
+    key: ClientAPIKey | None  # None: no such key, or not looked up (the address is blocked)
+    usage: Decision | None = None  # the key's plan, when its token was taken in the same call
+
+
+def check_key(
+    raw_key: str, *, failures: FailureThrottle, address: str, take_token: bool
+) -> KeyCheck:
+    """The address's failed authentications, then the key `raw_key` names (revoked and expired
+    ones included), from the cache while its entry is fresh and no key or plan changed since.
+
+    With `take_token`, a fresh cached key that is still usable also has one token taken from
+    its plan (usage): the version, the address and the token cost one Redis round trip. A key
+    read from the database has no token taken here (usage None): the caller takes it.
+    """
     ttl = settings.API_KEY_CACHE_SECONDS
-    version = limiter().keys_version(settings.API_KEY_CACHE_VERSION_KEY) if ttl > 0 else None
-    if version is None:
-        return ClientAPIKey.objects.find(raw_key)
     digest = _digest(raw_key)
     now = time.monotonic()
-    with _lock:
-        hit = _keys.get(digest)
-    if hit is not None and hit[1] == version and now - hit[0] < ttl:
-        return hit[2]
+    hit = None
+    if ttl > 0:
+        with _lock:
+            hit = _keys.get(digest)
+        if hit is not None and now - hit[0] >= ttl:
+            hit = None
+    take = None
+    if take_token and hit is not None and not (hit[2].revoked or hit[2].has_expired):
+        take = (hit[2].client_id, hit[2].limits, hit[1])
+    gate = None
+    if ttl > 0 or failures.enabled:
+        gate = limiter().gate(
+            version_key=settings.API_KEY_CACHE_VERSION_KEY,
+            failures=(failures.scope, address, failures.limit) if failures.enabled else None,
+            take=take,
+            prefix=settings.RATE_LIMIT_KEY_PREFIX,
+        )
+    if not failures.enabled:
+        standing = Decision(True, "ok")
+    elif gate is None:
+        standing = failures.judged(Decision(False, "unavailable"))
+    else:
+        standing = failures.judged(gate.address)
+    if not standing.allowed:
+        return KeyCheck(standing, None)
+    version = gate.version if gate is not None and ttl > 0 else None
+    if version is None:
+        return KeyCheck(standing, ClientAPIKey.objects.find(raw_key))
+    if hit is not None and hit[1] == version:
+        return KeyCheck(standing, hit[2], gate.usage if gate is not None else None)
     key = ClientAPIKey.objects.find(raw_key)
     if key is not None:
         with _lock:
             if len(_keys) >= MAX_KEYS:
                 _keys.clear()
             _keys[digest] = (now, version, key)
-    return key
+    return KeyCheck(standing, key)
 
 
 def changed(**_: Any) -> None:

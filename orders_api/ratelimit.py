@@ -8,6 +8,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from string import Template
 from typing import Any
 
 import redis
@@ -19,15 +20,16 @@ log = logging.getLogger(__name__)
 # One hash per key holds the bucket (tokens, ts in microseconds) and the day's count (day, used).
 # The script runs atomically in Redis, so every process and Lambda instance shares one bucket;
 # Redis's own clock is the only clock, so instances with skewed clocks cannot cheat the limits.
-TOKEN_BUCKET_LUA = """
-if redis.replicate_commands then redis.replicate_commands() end
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local quota = tonumber(ARGV[3])
+# $bucket and $usage name the two hashes, $rate, $burst and $quota the plan's numbers: the same
+# body serves TOKEN_BUCKET_LUA and GATE_LUA. It leaves verdict, wait, used and tokens set.
+_BUCKET_BODY = """
+local rate = tonumber($rate)
+local burst = tonumber($burst)
+local quota = tonumber($quota)
 local t = redis.call('TIME')
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local day = math.floor(tonumber(t[1]) / 86400)
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts', 'day', 'used')
+local state = redis.call('HMGET', $bucket, 'tokens', 'ts', 'day', 'used')
 local tokens = tonumber(state[1])
 local ts = tonumber(state[2])
 local used = tonumber(state[4]) or 0
@@ -49,20 +51,56 @@ else
   tokens = tokens - 1
   used = used + 1
 end
-redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens),
+redis.call('HSET', $bucket, 'tokens', string.format('%.6f', tokens),
   'ts', string.format('%.0f', now_us), 'day', string.format('%d', day), 'used', used)
-redis.call('EXPIRE', KEYS[1], 172800)
+redis.call('EXPIRE', $bucket, 172800)
 -- The key's usage for the admin: requests and refusals per UTC day, and its last request;
 -- days older than USAGE_DAYS are dropped as it goes, so the hash stays small.
-if KEYS[2] then
+if $usage then
   local field = verdict == 'ok' and ':r' or ':t'
-  redis.call('HINCRBY', KEYS[2], day .. field, 1)
-  redis.call('HSET', KEYS[2], 'last', string.format('%.0f', now_us))
-  redis.call('HDEL', KEYS[2], (day - 15) .. ':r', (day - 15) .. ':t')
-  redis.call('EXPIRE', KEYS[2], 1382400)
+  redis.call('HINCRBY', $usage, day .. field, 1)
+  redis.call('HSET', $usage, 'last', string.format('%.0f', now_us))
+  redis.call('HDEL', $usage, (day - 15) .. ':r', (day - 15) .. ':t')
+  redis.call('EXPIRE', $usage, 1382400)
 end
-return {verdict, string.format('%.6f', wait), used, string.format('%.6f', tokens)}
 """
+# TIME before a write needs effect replication on Redis before 5 (the default from 5 on).
+_REPLICATE = "if redis.replicate_commands then redis.replicate_commands() end\n"
+
+TOKEN_BUCKET_LUA = (
+    _REPLICATE
+    + Template(_BUCKET_BODY).substitute(
+        bucket="KEYS[1]", usage="KEYS[2]", rate="ARGV[1]", burst="ARGV[2]", quota="ARGV[3]"
+    )
+    + "return {verdict, string.format('%.6f', wait), used, string.format('%.6f', tokens)}\n"
+)
+
+# What one API request asks before its view runs, in one round trip: the API keys' version (is
+# this process's cached key still good?), the client address's failed authentications (refused
+# before anything else), and, only when the address may go on and the cached key is still the
+# current one, a token from that key's bucket. KEYS: the version, the failure counter, the
+# bucket, the usage hash; ARGV: the failure limit (0: not checked), the version the key was
+# cached under (-1: none, take no token), then the plan's rate, burst and quota. The keys sit
+# in different hash slots: one Redis node (REDIS_URL) serves them all.
+GATE_LUA = (
+    _REPLICATE
+    + """
+local version = tonumber(redis.call('GET', KEYS[1]) or '0')
+local limit = tonumber(ARGV[1])
+local failures = 0
+local ttl = -2
+if limit > 0 then
+  failures = tonumber(redis.call('GET', KEYS[2]) or '0')
+  ttl = redis.call('PTTL', KEYS[2])
+  if failures >= limit then return {version, failures, ttl} end
+end
+if tonumber(ARGV[2]) ~= version then return {version, failures, ttl} end
+"""
+    + Template(_BUCKET_BODY).substitute(
+        bucket="KEYS[3]", usage="KEYS[4]", rate="ARGV[3]", burst="ARGV[4]", quota="ARGV[5]"
+    )
+    + "return {version, failures, ttl, verdict, string.format('%.6f', wait), used}\n"
+)
 
 # Days of usage kept per key (the key's page shows 14).
 USAGE_DAYS = 14
@@ -104,6 +142,15 @@ class Decision:
         return str(max(1, math.ceil(self.retry_after)))
 
 
+@dataclass(frozen=True)
+class Gate:
+    """What the limiter said before a request's key was looked up (RedisRateLimiter.gate)."""
+
+    version: int  # the API keys' version
+    address: Decision  # the client address's failed authentications: "ok" or "blocked"
+    usage: Decision | None  # the key's token, when one was asked for and could be taken
+
+
 class RedisRateLimiter:
     """The shared limiter; when Redis fails it reports `unavailable` and stays away from Redis
     for `retry_seconds`, so an outage costs one timeout per process, not one per request."""
@@ -117,6 +164,7 @@ class RedisRateLimiter:
         self._script = self._redis.register_script(TOKEN_BUCKET_LUA)
         self._failures_read = self._redis.register_script(FAILURE_READ_LUA)
         self._failures_record = self._redis.register_script(FAILURE_RECORD_LUA)
+        self._gate = self._redis.register_script(GATE_LUA)
         self._down_until = 0.0
 
     def hit(self, client_id: str, limits: Limits, *, prefix: str) -> Decision:
@@ -157,6 +205,42 @@ class RedisRateLimiter:
     def failures_reset(self, scope: str, address: str, *, prefix: str) -> None:
         """Forget an address's failures (tests, and staff unblocking an address by hand)."""
         self._redis.delete(_failure_key(prefix, scope, address))
+
+    def gate(
+        self,
+        *,
+        version_key: str,
+        failures: tuple[str, str, int] | None,
+        take: tuple[str, Limits, int] | None,
+        prefix: str,
+    ) -> Gate | None:
+        """GATE_LUA in one round trip: the keys' version under `version_key`; with `failures`
+        (scope, address, limit), that address's failed authentications as failures_check
+        decides them; with `take` (client id, limits, cached version), one token as hit takes
+        it, only if the address is not blocked and the version is still the cached one. None
+        when Redis is unavailable."""
+        scope, address, limit = failures if failures else ("", "", 0)
+        client_id, limits, cached = take if take else ("", None, -1)
+        keys = [version_key, _failure_key(prefix, scope, address)]
+        args: list[Any] = [limit, cached]
+        if limits is not None:
+            keys += [f"{prefix}ratelimit:{{{client_id}}}", _usage_key(prefix, client_id)]
+            args += [limits.rate_limit, limits.burst_limit, limits.daily_quota or 0]
+        result = self._run(self._gate, keys, args)
+        if result is None:
+            return None
+        version, count, ttl_ms = int(result[0]), int(result[1]), int(result[2])
+        blocked = limit > 0 and count >= limit
+        if blocked:
+            address_decision = Decision(False, "blocked", max(ttl_ms, 0) / 1000, count)
+        else:
+            address_decision = Decision(True, "ok", 0.0, count)
+        usage = None
+        if len(result) > 3:
+            verdict, wait, used = result[3:6]
+            reason = verdict.decode() if isinstance(verdict, bytes) else str(verdict)
+            usage = Decision(reason == "ok", reason, float(wait), int(used))
+        return Gate(version, address_decision, usage)
 
     def keys_version(self, name: str) -> int | None:
         """The API keys' version, kept in Redis under `name`: a number every change to a key

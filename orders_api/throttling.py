@@ -26,6 +26,10 @@ def limiter() -> RedisRateLimiter:
     )
 
 
+# Where ApiKeyAuthentication leaves the token it took for UsagePlanThrottle (request's own).
+TAKEN_ATTRIBUTE = "_usage_plan_decision"
+
+
 class UsagePlanThrottle(BaseThrottle):
     """Refuses a request over its key's rate, burst or daily quota with 429 and Retry-After.
 
@@ -38,7 +42,12 @@ class UsagePlanThrottle(BaseThrottle):
         key = request.auth
         if not settings.RATE_LIMIT_ENABLED or not isinstance(key, ClientAPIKey):
             return True  # keyless requests were refused already, or the view is public
-        decision = limiter().hit(key.client_id, key.limits, prefix=settings.RATE_LIMIT_KEY_PREFIX)
+        # ApiKeyAuthentication took the token already when it could (one Redis round trip).
+        decision = getattr(request, TAKEN_ATTRIBUTE, None)
+        if decision is None:
+            decision = limiter().hit(
+                key.client_id, key.limits, prefix=settings.RATE_LIMIT_KEY_PREFIX
+            )
         if decision.allowed:
             return True
         if decision.reason == "unavailable":
@@ -135,6 +144,11 @@ class FailureThrottle:
         decision = limiter().failures_check(
             self.scope, address, limit=self.limit, prefix=settings.RATE_LIMIT_KEY_PREFIX
         )
+        return self.judged(decision)
+
+    def judged(self, decision: Decision) -> Decision:
+        """The limiter's `decision` on an address as this throttle acts on it: while Redis is
+        unavailable the attempt goes on, counted as RateLimiterUnavailable."""
         if decision.reason == "unavailable":
             metrics.count(metrics.LIMITER_UNAVAILABLE, Policy="allow", Scope=self.scope)
             return Decision(True, "unavailable", decision.retry_after)

@@ -19,9 +19,29 @@ _BACKOFF_BASE_S = 0.005
 _BACKOFF_CAP_S = 0.4
 
 
+# Integers of up to 38 digits are exact in DynamoDB's decimal context: their text is str(n).
+_EXACT_INT = 10**38
+
+
+def _attribute(value: Any) -> dict[str, Any]:
+    # The common shapes of an order (exact str, int, dict, list) written directly; anything
+    # else (None, bool, Decimal, sets, bytes, tuples, subclasses) goes to boto3's serializer,
+    # whose answer this matches for the shapes it handles (tests/unit/test_codec.py).
+    kind = type(value)
+    if kind is str:
+        return {"S": value}
+    if kind is int and -_EXACT_INT < value < _EXACT_INT:
+        return {"N": str(value)}
+    if kind is dict:
+        return {"M": {k: _attribute(v) for k, v in value.items()}}
+    if kind is list:
+        return {"L": [_attribute(v) for v in value]}
+    return _serializer.serialize(value)
+
+
 def serialize(item: Mapping[str, Any]) -> dict[str, Any]:
-    """A plain dict in DynamoDB's attribute-value form."""
-    return {k: _serializer.serialize(v) for k, v in item.items()}
+    """A plain dict in DynamoDB's attribute-value form (as boto3's TypeSerializer writes it)."""
+    return {k: _attribute(v) for k, v in item.items()}
 
 
 def deserialize(item: Mapping[str, Any]) -> dict[str, Any]:
