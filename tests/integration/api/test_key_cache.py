@@ -4,6 +4,7 @@ once, a key changed elsewhere within API_KEY_CACHE_SECONDS."""
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -14,6 +15,14 @@ from rest_framework.test import APIClient
 from orders_api.models import ClientAPIKey
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
+
+
+@pytest.fixture(autouse=True)
+def own_keys_version(settings: Any) -> None:
+    # The keys' version lives in the shared Redis: tests in other xdist workers saving their
+    # keys would raise it between two requests here. This module's tests get a version of
+    # their own (as a separate deployment would).
+    settings.API_KEY_CACHE_VERSION_KEY = f"test:api-keys:version:{uuid.uuid4().hex}"
 
 
 def _status(client: APIClient, raw: str) -> int:
