@@ -571,7 +571,7 @@ def test_the_project_definition_runs_behind_the_api(start_server):
 
     # When an order goes through it
     arn = client.start_execution(
-        stateMachineArn=machine, name="o-42", input=json.dumps({"OrderId": "o-42"})
+        stateMachineArn=machine, name="o-42", input=json.dumps({"OrderId": "o-42", "Attempt": 1})
     )["executionArn"]
     described = wait_until_done(client, arn)
 
