@@ -95,7 +95,12 @@ PAID_STATUSES = frozenset({OrderStatus.PAID, OrderStatus.SHIPPED, OrderStatus.MA
 
 def payment_key(order: Order) -> str:
     """The gateway's idempotency key for an order's current attempt: one charge per attempt."""
-    return f"{order.order_id}:{order.attempt}"
+    return attempt_payment_key(order.order_id, order.attempt)
+
+
+def attempt_payment_key(order_id: str, attempt: int) -> str:
+    """The gateway's idempotency key of an order's `attempt`."""
+    return f"{order_id}:{attempt}"
 
 
 SUPERSEDED = "SUPERSEDED"  # the Status a compensation step reports for a superseded attempt
@@ -202,7 +207,7 @@ def _intent_for_attempt(store: OrderStore, order_id: str, attempt: int, now: str
     """The order with the intent of `attempt` written, in one conditional write (no read
     first: the workflow names the attempt, so the key is known). Only when the write is refused
     is the order read, to tell a paid order, a superseded attempt and a wrong status apart."""
-    key = f"{order_id}:{attempt}"
+    key = attempt_payment_key(order_id, attempt)
     try:
         return store.order_set_fields(
             order_id,
@@ -238,7 +243,8 @@ def payment_compensate(
     """
     order = store.order_get(order_id)
     if superseded(order, attempt):
-        if (order.refund_due or {}).get("IdempotencyKey") == f"{order_id}:{attempt}":
+        owed_key = (order.refund_due or {}).get("IdempotencyKey")
+        if owed_key == attempt_payment_key(order_id, attempt or 0):
             order = _settle_refund(store, gateway, order, now or utc_now())
         return StepOutcome(order, changed=False)
     changed = False

@@ -426,3 +426,40 @@ def test_a_payment_that_knows_its_attempt_writes_the_intent_without_reading_firs
     assert paid.payment_intent is not None
     assert paid.payment_intent["IdempotencyKey"] == "o-1:1"
     assert store.order_reads == []
+
+
+def test_a_superseded_compensation_still_settles_its_own_attempts_refund() -> None:
+    # Given attempt 1 charged, its PAID write lost, and its refund failing once: it stays owed
+    store = FakeStore()
+    reserved_order(store)
+    gateway, ledger = ledger_gateway()
+    store.order_transition = FailOnce(store.order_transition, after=False)  # type: ignore[method-assign]
+    with pytest.raises(Exception, match="InternalServerError"):
+        payment_charge(store=store, gateway=gateway, order_id="o-1", attempt=1)
+    real_refund, calls = gateway.refund, []
+
+    def refund_failing_once(transaction_id: str) -> str:
+        calls.append(transaction_id)
+        if len(calls) == 1:
+            raise PaymentGatewayUnavailable("refund endpoint down")
+        return real_refund(transaction_id)
+
+    gateway.refund = refund_failing_once  # type: ignore[method-assign]
+    with pytest.raises(PaymentGatewayUnavailable):
+        payment_compensate(store=store, gateway=gateway, order_id="o-1", reason="x", attempt=1)
+    # And staff resubmitted the order, which was reserved again (attempt 2)
+    order_resubmit(store=store, order_id="o-1", actor="staff", reason="retry", now=T0)
+    assert inventory_reserve(store=store, order_id="o-1", now=T0).order.attempt == 2
+
+    # When attempt 1's compensation runs again, late
+    outcome = payment_compensate(
+        store=store, gateway=gateway, order_id="o-1", reason="late retry", attempt=1
+    )
+
+    # Then attempt 1's charge is refunded, and attempt 2 keeps its status and its stock
+    assert outcome.changed is False
+    final = store.order("o-1")
+    assert (final.status, final.refund_due) == (OrderStatus.RESERVED, None)
+    assert final.refund is not None
+    assert ledger.entries[transaction_id_for("o-1:1")]["RefundId"] == final.refund["RefundId"]
+    assert store.inventory["pen"].stock == 8

@@ -12,11 +12,12 @@ import pytest
 from django.test import Client
 
 from operations.counters import STATUS_METRICS, stack_name
-from pipeline import aws, wiring
 from pipeline import metric_names as names
+from pipeline import wiring
 from pipeline.adapters.sqs import SqsQueue
 from pipeline.domain import Order, OrderLine
 from pipeline.statuses import OrderStatus
+from tests.integration.ops.aws_calls import view_with_aws_calls
 
 pytestmark = pytest.mark.integration
 
@@ -153,20 +154,7 @@ def test_per_status_counts_come_from_the_kept_metrics(staff: Client, runtime_env
 
 def _aws_calls_of_one_view(staff: Client) -> list[str]:
     """Every AWS operation one dashboard view makes, sorted (its parts run in parallel)."""
-    calls: list[str] = []
-
-    def record(model: Any, **_: Any) -> None:
-        calls.append(f"{model.service_model.service_name}.{model.name}")
-
-    clients = [aws.client(service) for service in ("dynamodb", "sqs", "cloudwatch")]
-    for client in clients:
-        client.meta.events.register("before-call", record)
-    try:
-        assert staff.get("/ops/").status_code == 200
-    finally:
-        for client in clients:
-            client.meta.events.unregister("before-call", record)
-    return sorted(calls)
+    return view_with_aws_calls(staff)[1]
 
 
 def test_a_view_costs_the_same_few_reads_whatever_the_number_of_orders(

@@ -13,9 +13,10 @@ import redis
 from django.test import Client
 
 from operations import kept_reads
-from pipeline import aws, wiring
+from pipeline import wiring
 from pipeline.domain import Order, OrderLine
 from pipeline.statuses import OrderStatus
+from tests.integration.ops.aws_calls import view_with_aws_calls
 
 pytestmark = pytest.mark.integration
 
@@ -42,21 +43,7 @@ def keeping(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 def _view(staff: Client, path: str = "/ops/") -> tuple[str, list[str]]:
     """The page, and the AWS operations the view made."""
-    calls: list[str] = []
-
-    def record(model: Any, **_: Any) -> None:
-        calls.append(f"{model.service_model.service_name}.{model.name}")
-
-    clients = [aws.client(service) for service in ("dynamodb", "sqs", "cloudwatch")]
-    for client in clients:
-        client.meta.events.register("before-call", record)
-    try:
-        response = staff.get(path)
-    finally:
-        for client in clients:
-            client.meta.events.unregister("before-call", record)
-    assert response.status_code == 200
-    return response.content.decode(), sorted(calls)
+    return view_with_aws_calls(staff, path)
 
 
 def _orders_row(page: str) -> re.Match[str]:
