@@ -50,6 +50,19 @@ def ledger_gateway() -> tuple[MockPaymentGateway, InMemoryLedger]:
     return MockPaymentGateway(success_rate=1.0, seed="money", ledger=ledger), ledger
 
 
+def fail_first_refund(gateway: MockPaymentGateway) -> None:
+    """Make the gateway's first refund call fail (its endpoint down); later ones go through."""
+    real_refund, calls = gateway.refund, []
+
+    def refund_failing_once(transaction_id: str) -> str:
+        calls.append(transaction_id)
+        if len(calls) == 1:
+            raise PaymentGatewayUnavailable("refund endpoint down")
+        return real_refund(transaction_id)
+
+    gateway.refund = refund_failing_once  # type: ignore[method-assign]
+
+
 class FailOnce:
     """Wraps a store method: the first call fails (before or after doing its work)."""
 
@@ -161,16 +174,7 @@ def test_a_refund_that_fails_stays_owed_on_the_order_until_the_next_run() -> Non
     store.order_transition = FailOnce(store.order_transition, after=False)  # type: ignore[method-assign]
     with pytest.raises(Exception, match="InternalServerError"):
         payment_charge(store=store, gateway=gateway, order_id=order.order_id)
-    real_refund = gateway.refund
-    calls = []
-
-    def refund_failing_once(transaction_id: str) -> str:
-        calls.append(transaction_id)
-        if len(calls) == 1:
-            raise PaymentGatewayUnavailable("refund endpoint down")
-        return real_refund(transaction_id)
-
-    gateway.refund = refund_failing_once  # type: ignore[method-assign]
+    fail_first_refund(gateway)
 
     # When the compensation runs and fails at the refund
     with pytest.raises(PaymentGatewayUnavailable):
@@ -436,15 +440,7 @@ def test_a_superseded_compensation_still_settles_its_own_attempts_refund() -> No
     store.order_transition = FailOnce(store.order_transition, after=False)  # type: ignore[method-assign]
     with pytest.raises(Exception, match="InternalServerError"):
         payment_charge(store=store, gateway=gateway, order_id="o-1", attempt=1)
-    real_refund, calls = gateway.refund, []
-
-    def refund_failing_once(transaction_id: str) -> str:
-        calls.append(transaction_id)
-        if len(calls) == 1:
-            raise PaymentGatewayUnavailable("refund endpoint down")
-        return real_refund(transaction_id)
-
-    gateway.refund = refund_failing_once  # type: ignore[method-assign]
+    fail_first_refund(gateway)
     with pytest.raises(PaymentGatewayUnavailable):
         payment_compensate(store=store, gateway=gateway, order_id="o-1", reason="x", attempt=1)
     # And staff resubmitted the order, which was reserved again (attempt 2)
