@@ -11,5 +11,7 @@ class OrdersApiConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        """Register the OpenAPI extension for the x-api-key scheme."""
-        from orders_api import schema  # noqa: F401 (importing registers it)
+        """Register the OpenAPI extension for the x-api-key scheme, and the key cache's signal
+        handlers: every process that saves a key or plan (the admin, a management command, a
+        shell) must tell the API's workers, even one that never served a request."""
+        from orders_api import key_cache, schema  # noqa: F401 (importing registers them)

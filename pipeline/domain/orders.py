@@ -299,6 +299,11 @@ class StatusChange:
 # names that start alike (a one-letter partition would hold a twenty-sixth of all orders).
 CUSTOMER_PREFIX_LENGTH = 3
 
+# The mark one put of a new order leaves on its item, so the SDK's resend of that very put
+# knows the order it finds as its own (pipeline/adapters/dynamodb/orders.py). Read back, it is
+# dropped: it says nothing about the order.
+WRITE_ID = "WriteId"
+
 
 def customer_search_key(name: str) -> str:
     """The form names are compared in when staff search by prefix: NFKD without combining
@@ -476,7 +481,7 @@ class Order:
             "OrderId", "CustomerName", "Items", "Status", "OrderDate", "LastUpdated",
             "StatusReason", "StatusHistory", "ClientId", "Attempt", "PaymentToken",
             "ShippingAddress", "RequestHash", "Reservation", "Payment", "Shipment", "Rejection",
-            "CustomerKey", "CustomerPrefix",
+            "CustomerKey", "CustomerPrefix", WRITE_ID,
         }  # fmt: skip
         # The seed repeats a name to order more than one; lines of the same item add up.
         totals: dict[str, int] = {}

@@ -191,3 +191,29 @@ def test_bad_switches_are_refused_by_name(value: str):
     # Then the settings do not load, and the message names the variable
     assert result.returncode != 0
     assert "RATE_LIMIT_ENABLED" in result.stderr
+
+
+def test_a_process_that_never_served_a_request_announces_key_changes():
+    # Given a process that only set Django up (a management command, a shell): it never
+    # imported the API's views, nor the key cache through them
+    code = (
+        "import django; django.setup()\n"
+        "import sys\n"
+        "from django.db.models.signals import post_delete, post_save\n"
+        "uids = {r[0][0] for signal in (post_save, post_delete) for r in signal.receivers}\n"
+        "print(sorted(u for u in uids if isinstance(u, str) and u.startswith('key-cache-')))\n"
+        "print('orders_api.views' in sys.modules)\n"
+    )
+    result = _python(code, {"DJANGO_SETTINGS_MODULE": "portal.settings.test"})
+
+    # Then a key or plan it saves or deletes still raises the keys' version for every worker
+    assert result.returncode == 0, result.stderr
+    uids, views_loaded = result.stdout.splitlines()
+    assert views_loaded == "False"
+    assert uids == str(
+        sorted(
+            f"key-cache-{model}-{event}"
+            for model in ("ClientAPIKey", "UsagePlan")
+            for event in ("save", "delete")
+        )
+    )

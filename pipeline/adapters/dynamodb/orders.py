@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -10,6 +11,7 @@ from botocore.exceptions import ClientError
 from pipeline.adapters.dynamodb.codec import TableAdapter, deserialize, error_code, serialize
 from pipeline.domain import (
     CUSTOMER_PREFIX_LENGTH,
+    WRITE_ID,
     Order,
     StatusChange,
     customer_search_key,
@@ -29,15 +31,33 @@ class OrdersTable(TableAdapter):
         """Write a new order; never overwrite one with the same id (OrderAlreadyExists).
 
         The SDK retries a put whose answer was lost (a timeout, a 5xx after the write); the
-        retry then finds the order the first try wrote. That order is this very write (same
-        id, same creation time to the millisecond, same client, lines and request), so it is
-        success, not a conflict; any other order under the id is one.
+        retry then finds the order the first try wrote. Each call marks its item with a
+        WriteId of its own, and the SDK resends the very same request, so a stored item with
+        this call's WriteId is this write: success. Anything else under the id is a conflict,
+        even an identical order from a racing request in the same millisecond (two API
+        workers handling one Idempotency-Key: only one of them may answer as the original).
         """
-        if self.put_if_absent(self.orders_table, order.as_item(), "OrderId"):
-            return
-        stored = self.order_find(order.order_id)
-        if stored is None or _created_as(stored) != _created_as(order):
-            raise OrderAlreadyExists(order.order_id)
+        write_id = uuid.uuid4().hex
+        item = {**order.as_item(), WRITE_ID: write_id}
+        try:
+            self.client.put_item(
+                TableName=self.orders_table,
+                Item=serialize(item),
+                ConditionExpression="attribute_not_exists(OrderId)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            stored = exc.response.get("Item")
+            if stored is None:  # an emulator that does not return the item: read it
+                stored = self.client.get_item(
+                    TableName=self.orders_table,
+                    Key={"OrderId": {"S": order.order_id}},
+                    ConsistentRead=True,
+                ).get("Item")
+            if not stored or stored.get(WRITE_ID) != {"S": write_id}:
+                raise OrderAlreadyExists(order.order_id) from exc
 
     def order_find(self, order_id: str, *, consistent: bool = True) -> Order | None:
         """The order, or None."""
@@ -550,14 +570,3 @@ def _date_range(values: dict[str, Any], after: str | None, before: str | None) -
     if before is not None:
         return " AND OrderDate <= :before"
     return ""
-
-
-def _created_as(order: Order) -> tuple[Any, ...]:
-    """What an order was written with, which later changes (status, payment...) leave alone."""
-    return (
-        order.order_date,
-        order.client_id,
-        order.customer_name,
-        order.lines,
-        order.request_hash,
-    )
