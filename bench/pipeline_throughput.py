@@ -6,8 +6,9 @@ Starts `python -m pipeline.local` in memory (payments approved), writes orders s
 Orders table from 16 threads, and waits until each is final. Prints orders/s end to end and
 the time each stage took (from the orders' own status history); then sends `--hot` orders for
 one item with stock 100 and checks exactly 100 ship, beside as many orders over as many items.
-`python -m bench burst hot` runs the same functions and keeps the figures. Figures depend on
-the machine: on these 2-core machines the functions, emulators and this client share the cores.
+`python -m bench burst hot` runs the same functions (the burst twice: cold, then warm) and keeps
+the figures. Figures depend on the machine: on these 2-core machines the functions, emulators
+and this client share the cores.
 """
 
 from __future__ import annotations

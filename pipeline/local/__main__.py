@@ -84,7 +84,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--max-concurrency",
-        type=int,
+        type=_positive,
         default=None,
         metavar="N",
         help="most workers per function, pollers per queue and lanes per stream "
@@ -117,6 +117,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="where each worker writes its fault counts (default: beside the data directory)",
     )
     return parser.parse_args(argv)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
 
 
 def _rate(text: str) -> float:
