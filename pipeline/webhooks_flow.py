@@ -61,23 +61,43 @@ class DeliveryQueue:
 # -- From the Orders stream ---------------------------------------------------------------------
 
 
+class SubscriptionsByClient:
+    """The endpoints of each API key, read once: one stream batch holds many status changes of
+    the same keys' orders (a busy client's), and each would otherwise cost a consistent Query.
+    Made per batch, so an endpoint added since is seen from the next batch on."""
+
+    def __init__(self, store: WebhookStore) -> None:
+        self.store = store
+        self._found: dict[str, list[Subscription]] = {}
+
+    def __call__(self, client_id: str) -> list[Subscription]:
+        """The key's endpoints, oldest first (read on the first call for the key)."""
+        found = self._found.get(client_id)
+        if found is None:
+            found = self._found[client_id] = self.store.for_client(client_id)
+        return found
+
+
 def events_queue(
     *,
     old: Order | None,
     new: Order,
     store: WebhookStore,
     queue: DeliveryQueue,
+    subscriptions: Callable[[str], Sequence[Subscription]] | None = None,
 ) -> int:
     """Queue one delivery per endpoint of the order's key that wants this status change; the
     number queued. A write that did not change the status queues nothing. A redelivered stream
-    record queues again under the same EventId: receivers drop what they have seen."""
+    record queues again under the same EventId: receivers drop what they have seen. The key's
+    endpoints come from `subscriptions` (a batch's SubscriptionsByClient), else the store."""
     if not new.client_id:
         return 0
     event = status_change_event(old, new)
     if event is None:
         return 0
+    endpoints = (subscriptions or store.for_client)(new.client_id)
     queued = 0
-    for subscription in store.for_client(new.client_id):
+    for subscription in endpoints:
         if not subscription.enabled or not wants(subscription.events, event):
             continue
         store.save_event(subscription.subscription_id, event)

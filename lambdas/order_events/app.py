@@ -18,13 +18,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline import metric_names
 from pipeline.domain import Order
-from pipeline.webhooks_flow import DeliveryQueue, events_queue
+from pipeline.webhooks_flow import DeliveryQueue, SubscriptionsByClient, events_queue
 from pipeline.webhooks_store import ENV_DELIVERIES_QUEUE_URL, WebhookStore
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+# The batch being handled: its store, queue and each key's endpoints, read once per batch.
+_batch: dict[str, Any] = {}
 
 
 @tracer.capture_method
@@ -41,8 +43,9 @@ def handle_record(record: DynamoDBRecord) -> None:
         queued = events_queue(
             old=old,
             new=new,
-            store=WebhookStore.from_env(),
-            queue=DeliveryQueue(os.environ[ENV_DELIVERIES_QUEUE_URL]),
+            store=_batch["store"],
+            queue=_batch["queue"],
+            subscriptions=_batch["subscriptions"],
         )
         if queued:
             metrics.add_metric(metric_names.WEBHOOK_EVENTS_QUEUED, MetricUnit.Count, queued)
@@ -56,6 +59,12 @@ def handle_record(record: DynamoDBRecord) -> None:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Stream batch entry point; reports the first failed record so the rest are retried."""
+    store = WebhookStore.from_env()
+    _batch.update(
+        store=store,
+        queue=DeliveryQueue(os.environ[ENV_DELIVERIES_QUEUE_URL]),
+        subscriptions=SubscriptionsByClient(store),
+    )
     return process_partial_response(
         event=event, record_handler=handle_record, processor=processor, context=context
     )

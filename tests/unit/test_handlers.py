@@ -888,3 +888,68 @@ def test_manual_intervention_run_twice_counts_one_order(
 
     # Then the order is counted once
     assert read_output(capsys).metric("OrdersNeedingIntervention") == 1
+
+
+# -- OrderEvents (DynamoDB stream -> webhook deliveries) ----------------------------------------
+
+
+class _Endpoints:
+    """A webhook store with one endpoint per key wanting every status: counts its Queries."""
+
+    def __init__(self) -> None:
+        self.queries: list[str] = []
+        self.saved: list[tuple[str, str]] = []
+
+    def for_client(self, client_id: str) -> list[Any]:
+        from pipeline.webhooks import ALL_EVENTS
+        from pipeline.webhooks_store import Subscription
+
+        self.queries.append(client_id)
+        sub = Subscription(client_id, f"sub-{client_id}", "https://example.test/hook",
+                           tuple(ALL_EVENTS), b"x", T0, "test")  # fmt: skip
+        return [sub]
+
+    def save_event(self, subscription_id: str, event: Mapping[str, Any]) -> None:
+        self.saved.append((subscription_id, event["Type"]))
+
+
+class _Deliveries:
+    def __init__(self, url: str) -> None:
+        self.sent: list[Mapping[str, Any]] = []
+
+    def send(self, body: Mapping[str, Any], delay_s: float = 0) -> str:
+        self.sent.append(body)
+        return f"m{len(self.sent)}"
+
+
+def test_a_stream_batch_reads_each_keys_endpoints_once(
+    load_app: Callable[[str], ModuleType],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given a batch of six status changes: four of orders of key "acme", two of key "zeta"
+    app = load_app("order_events")
+    change = load_event("dynamodb_stream_transitions.json")["modify_pending_to_reserved"]
+    records = []
+    for index, client in enumerate(["acme", "zeta", "acme", "acme", "zeta", "acme"]):
+        record = copy.deepcopy(change)
+        record["dynamodb"]["SequenceNumber"] = f"{index + 1:021d}"
+        for image in ("NewImage", "OldImage"):
+            record["dynamodb"][image]["ClientId"] = {"S": client}
+            record["dynamodb"][image]["OrderId"] = {"S": f"order-{index}"}
+        records.append(record)
+    endpoints = _Endpoints()
+    deliveries: list[_Deliveries] = []
+    monkeypatch.setenv("WEBHOOK_DELIVERIES_QUEUE_URL", "http://127.0.0.1/q")
+    monkeypatch.setattr(app.WebhookStore, "from_env", classmethod(lambda cls: endpoints))
+    monkeypatch.setattr(app, "DeliveryQueue", lambda url: deliveries.append(_Deliveries(url))
+                        or deliveries[-1])  # fmt: skip
+
+    # When the handler processes it, then the next batch
+    assert app.handler({"Records": records}, FakeLambdaContext()) == {"batchItemFailures": []}
+    app.handler({"Records": records[:1]}, FakeLambdaContext())
+
+    # Then each key's endpoints were read once per batch, and every change was queued
+    assert endpoints.queries == ["acme", "zeta", "acme"]
+    assert len(endpoints.saved) == 7
+    assert [len(d.sent) for d in deliveries] == [6, 1]
