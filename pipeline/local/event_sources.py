@@ -485,16 +485,19 @@ class QueuePoller(_Poller):
         messages: list[dict[str, Any]] = []
         window_ends = time.monotonic() + self.spec.batching_window * self._time_scale
         while len(messages) < self.spec.batch_size and not self.stopping():
+            asked = min(10, self.spec.batch_size - len(messages))
             response = self._sqs.receive_message(
                 QueueUrl=self._queue_url,
-                MaxNumberOfMessages=min(10, self.spec.batch_size - len(messages)),
+                MaxNumberOfMessages=asked,
                 WaitTimeSeconds=0 if messages else 1,
                 AttributeNames=["All"],
                 MessageAttributeNames=["All"],
             )
             batch = response.get("Messages", [])
             messages += batch
-            if not batch or time.monotonic() >= window_ends:
+            # A receive that got fewer than it asked for found the queue drained: asking again
+            # at once would only come back empty (one more request per batch, for nothing).
+            if len(batch) < asked or time.monotonic() >= window_ends:
                 break
         return messages
 

@@ -680,6 +680,34 @@ def test_a_successful_batch_is_deleted(
     assert dlq.counts() == (0, 0)
 
 
+def test_a_partial_batch_costs_one_receive_not_a_second_empty_one(
+    provisioned: ProvisionResult, orders_queues: tuple[Queue, Queue], moto_url: str
+) -> None:
+    # Given three messages on a queue whose mapping takes batches of ten, and a client that
+    # counts the mapping's calls
+    queue, _ = orders_queues
+    _send(queue, ["m1", "m2", "m3"])
+    sqs = _client("sqs", moto_url)
+    calls: list[str] = []
+    sqs.meta.events.register("before-send.sqs.*", lambda event_name, **_: calls.append(
+        event_name.rsplit(".", 1)[-1]))  # fmt: skip
+    function = FakeFunction(lambda records, call: {"batchItemFailures": []})
+    spec = _mapping(provisioned, "queue")
+    assert spec.batch_size == 10
+
+    # When the mapping delivers them
+    counted = Queue(queue.url, queue.arn, sqs)
+    with _running(_queue_poller(spec, counted, function, 180, 1.0)):
+        _until(lambda: function.calls, "the delivery")
+        _until(lambda: "DeleteMessageBatch" in calls, "the delete")
+        first_batch = calls[: calls.index("DeleteMessageBatch") + 1]
+
+    # Then one receive found all three (the queue was drained: no second, empty receive
+    # before the function was called), and one call deleted them
+    assert sorted(function.keys(0)) == ["m1", "m2", "m3"]
+    assert first_batch == ["ReceiveMessage", "DeleteMessageBatch"]
+
+
 def test_a_partial_failure_deletes_only_the_successful_messages(
     provisioned: ProvisionResult, orders_queues: tuple[Queue, Queue]
 ) -> None:
