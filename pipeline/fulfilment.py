@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -52,6 +52,18 @@ def fulfilment_request(*, queue: MessageQueue, order: Order, run: int | None = N
     order's current run); return the message id."""
     message = FulfilmentMessage(order.order_id, order.attempt, run or order.workflow_run)
     return queue.send_json(message.as_body(), attributes={"OrderId": order.order_id})
+
+
+def fulfilment_requests(*, queue: MessageQueue, orders: Sequence[Order]) -> list[str | None]:
+    """Send reserved orders to the Orders queue for their current runs, in as few calls as
+    SQS allows; each one's message id, or None where SQS refused it. Raises if a call fails."""
+    return queue.send_json_batch(
+        [
+            (FulfilmentMessage(o.order_id, o.attempt, o.workflow_run).as_body(),
+             {"OrderId": o.order_id})
+            for o in orders
+        ]
+    )  # fmt: skip
 
 
 def read_fulfilment_message(body: str) -> FulfilmentMessage:

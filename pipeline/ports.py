@@ -278,6 +278,13 @@ class MessageQueue(Protocol):
         message id, or None where SQS refused that entry. Raises if a whole call fails."""
         ...
 
+    def send_json_batch(
+        self, messages: Sequence[tuple[Mapping[str, Any], Mapping[str, str]]]
+    ) -> list[str | None]:
+        """Send (JSON body, string attributes) pairs in as few calls as SQS allows; return
+        each one's id, or None where SQS refused that entry. Raises if a whole call fails."""
+        ...
+
     def receive(
         self, *, max_messages: int = 10, wait_seconds: int = 0, visibility: int | None = None
     ) -> list[QueueMessage]:

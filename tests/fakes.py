@@ -585,11 +585,11 @@ class FakeQueue:
 
     - `FakeQueue(bodies)`: a queue that already holds these bodies (not in `sent` or `log`).
     - `fail_sends`: when true, every send raises SQS's NonExistentQueue ClientError.
-    - `refuse_bodies`: bodies that send_raw_batch reports as failed entries (None), as SQS
-      refuses single entries of a batch.
+    - `refuse_bodies`: bodies that send_raw_batch and send_json_batch report as failed entries
+      (None), as SQS refuses single entries of a batch.
     - `false_empty_receives`: that many next receives come back empty though messages are
       visible, as a short poll that asked the wrong servers (a long poll still waits its time).
-    - `sent`: every message accepted by send_json / send_raw / send_raw_batch, in order.
+    - `sent`: every message accepted by send_json / send_raw / the batch sends, in order.
     - `log`: the writes in order, as "send <body>", "delete <id>", "release <id>,<id>",
       "purge"; two queues may share one list (`a.log = b.log`) to show the order across both.
     - `receives`: how many receive calls were made.
@@ -686,6 +686,19 @@ class FakeQueue:
         if bodies:
             self._refuse_if_failing("SendMessageBatch")
         return [None if body in self.refuse_bodies else self._send(body, {}) for body in bodies]
+
+    def send_json_batch(
+        self, messages: Sequence[tuple[Mapping[str, Any], Mapping[str, str]]]
+    ) -> list[str | None]:
+        """Send JSON bodies with string attributes; each one's new id, or None where refused."""
+        if messages:
+            self._refuse_if_failing("SendMessageBatch")
+        ids: list[str | None] = []
+        for body, attributes in messages:
+            text = json.dumps(body)
+            wire = {k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()}
+            ids.append(None if text in self.refuse_bodies else self._send(text, wire))
+        return ids
 
     def receive(
         self, *, max_messages: int = 10, wait_seconds: int = 0, visibility: int | None = None

@@ -16,18 +16,21 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline import metric_names, wiring
 from pipeline.domain import Order
-from pipeline.fulfilment import fulfilment_request
+from pipeline.fulfilment import fulfilment_requests
 from pipeline.reservation import inventory_reserve
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+# The batch's reserved orders, sent to the Orders queue together once every record is handled:
+# one SendMessageBatch per ten orders instead of a SendMessage each.
+_outbox: list[tuple[DynamoDBRecord, Order]] = []
 
 
 @tracer.capture_method
 def handle_record(record: DynamoDBRecord) -> None:
-    """Reserve or reject one order; a reserved order goes to the Orders queue."""
+    """Reserve or reject one order; a reserved order waits in the outbox for the queue."""
     image = record.dynamodb.new_image if record.dynamodb else {}
     order_id = image.get("OrderId")
     if not order_id:
@@ -49,18 +52,60 @@ def handle_record(record: DynamoDBRecord) -> None:
         else:
             logger.info("order already handled", extra={"status": str(order.status)})
         if outcome.needs_fulfilment:
-            message_id = fulfilment_request(queue=wiring.orders_queue(), order=order)
-            logger.info("sent to the Orders queue", extra={"message_id": message_id})
-        metrics.add_metric(metric_names.ORDERS_PROCESSED, MetricUnit.Count, 1)
+            _outbox.append((record, order))  # counted as processed once it is sent
+        else:
+            metrics.add_metric(metric_names.ORDERS_PROCESSED, MetricUnit.Count, 1)
     finally:
         logger.remove_keys(["order_id"])
+
+
+def _send_outbox() -> list[DynamoDBRecord]:
+    """Send the outbox's orders to the Orders queue; the records whose message did not go.
+
+    A record whose message did not go is reported as failed, so the stream delivers it again:
+    its order is found already reserved and is sent then (a duplicate message is harmless,
+    the workflow's execution name is the order's attempt and run)."""
+    if not _outbox:
+        return []
+    try:
+        ids = fulfilment_requests(queue=wiring.orders_queue(), orders=[o for _, o in _outbox])
+    except Exception as exc:  # the whole call failed: every record of the outbox is retried
+        for _, order in _outbox:
+            logger.error(
+                "could not send to the Orders queue",
+                extra={"order_id": order.order_id, "error": f"{type(exc).__name__}: {exc}"},
+            )
+        return [record for record, _ in _outbox]
+    unsent = []
+    for (record, order), message_id in zip(_outbox, ids, strict=True):
+        if message_id is None:
+            logger.error("the Orders queue refused the message", extra={"order_id": order.order_id})
+            unsent.append(record)
+            continue
+        logger.info(
+            "sent to the Orders queue", extra={"order_id": order.order_id, "message_id": message_id}
+        )
+        metrics.add_metric(metric_names.ORDERS_PROCESSED, MetricUnit.Count, 1)
+    return unsent
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Stream batch entry point; reports the first failed record so the rest are retried."""
-    return process_partial_response(
-        event=event, record_handler=handle_record, processor=processor, context=context
-    )
+    """Stream batch entry point; reports the failed records (Lambda retries from the first)."""
+    _outbox.clear()
+    try:
+        response = process_partial_response(
+            event=event, record_handler=handle_record, processor=processor, context=context
+        )
+        unsent = _send_outbox()
+    finally:
+        _outbox.clear()
+    if unsent:
+        failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+        failed |= {r.dynamodb.sequence_number for r in unsent if r.dynamodb}
+        # In stream order, as the processor reports them.
+        ordered = [(r.get("dynamodb") or {}).get("SequenceNumber") for r in event["Records"]]
+        response["batchItemFailures"] = [{"itemIdentifier": s} for s in ordered if s in failed]
+    return response

@@ -77,6 +77,33 @@ class SqsQueue:
                 ids[int(entry["Id"])] = entry["MessageId"]
         return ids
 
+    def send_json_batch(
+        self, messages: Sequence[tuple[Mapping[str, Any], Mapping[str, str]]]
+    ) -> list[str | None]:
+        """Send (JSON body, string attributes) pairs, up to 10 a call; return each one's
+        MessageId, or None where SQS refused that entry. A call that fails as a whole raises."""
+        bodies = [json.dumps(body) for body, _ in messages]
+        # What counts against a batch's size: each body and its attributes' names and values.
+        sized = [
+            body + "".join(k + v for k, v in attributes.items())
+            for body, (_, attributes) in zip(bodies, messages, strict=True)
+        ]
+        ids: list[str | None] = [None] * len(bodies)
+        for span in _batches(sized):
+            entries = []
+            for i in span:
+                entry: dict[str, Any] = {"Id": str(i), "MessageBody": bodies[i]}
+                if messages[i][1]:
+                    entry["MessageAttributes"] = {
+                        k: {"DataType": "String", "StringValue": v}
+                        for k, v in messages[i][1].items()
+                    }
+                entries.append(entry)
+            response = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+            for entry in response.get("Successful", []):
+                ids[int(entry["Id"])] = entry["MessageId"]
+        return ids
+
     def receive(
         self, *, max_messages: int = 10, wait_seconds: int = 0, visibility: int | None = None
     ) -> list[QueueMessage]:

@@ -5,7 +5,10 @@ sends, and reads the retention period through them for each message a receive lo
 scan asks the clock through datetime arithmetic per message. With thousands of messages waiting
 (a DLQ replay, a backlog) a receive took a second. Here the clock is time.time(), a receive
 reads the retention period directly, the three counts share one pass, and sending a message
-skips the counts it never uses. tests/unit/test_moto_fast.py checks the answers are moto's.
+skips the counts it never uses. The server also found each request's service anew, under one
+lock: a listing of moto's ~200 package directories (an isdir each) and hundreds of URL patterns
+per request; the answer depends only on the host, so it is kept per host.
+tests/unit/test_moto_fast.py checks the answers are moto's.
 """
 
 from __future__ import annotations
@@ -94,7 +97,29 @@ def apply() -> None:
         return retention + message.sent_timestamp / 1000 > time.time()
 
     backend_cls.send_message = send_message
+    _keep_services_per_host()
     backend_cls.is_message_valid_based_on_retention_period = (
         is_message_valid_based_on_retention_period
     )
     models._pipeline_fast = True
+
+
+def _keep_services_per_host() -> None:
+    """Find the service of a request's host once per host (moto's server, this process)."""
+    from moto import backends
+    from moto.moto_server import werkzeug_app
+
+    modules = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: modules
+    dispatcher = werkzeug_app.DomainDispatcherApplication
+    find = dispatcher.get_backend_for_host
+    found: dict[str | None, Any] = {}
+
+    def get_backend_for_host(self: Any, host: str | None) -> Any:
+        # Called under the dispatcher's own lock, so the dict needs no lock of its own.
+        if host not in found:
+            found[host] = find(self, host)
+        return found[host]
+
+    get_backend_for_host.moto_original = find  # type: ignore[attr-defined]
+    dispatcher.get_backend_for_host = get_backend_for_host

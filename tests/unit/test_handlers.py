@@ -382,6 +382,104 @@ def test_a_transient_store_error_is_reported_not_swallowed(
     assert [m.json()["OrderId"] for m in queue.sent] == [ORDER_A]
 
 
+class _BatchOnlyQueue(FakeQueue):
+    """A FakeQueue that refuses single sends: the handler must send its batch in one go."""
+
+    def send_json(self, body: Mapping[str, Any], *, attributes: Any = None) -> str:
+        raise AssertionError("OrderProcessing sends its batch's orders together")
+
+
+def test_a_batchs_reserved_orders_go_to_the_queue_together(
+    load_app: Callable[[str], ModuleType],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given the stream batch (A and D reservable) and a queue taking only batch sends
+    app = load_app("order_processing")
+    event = load_event("dynamodb_stream_batch.json")
+    store = FakeStore(_orders_from_stream(event, skip={ORDER_B}), STOCK)
+    queue = _BatchOnlyQueue()
+    use_fakes(monkeypatch, app, store=store, queue=queue)
+
+    # When the handler processes it
+    app.handler(event, FakeLambdaContext())
+
+    # Then both reserved orders were sent in one batch, each with its attribute
+    assert [(m.json(), m.string_attributes) for m in queue.sent] == [
+        ({"OrderId": ORDER_A, "Attempt": 1}, {"OrderId": ORDER_A}),
+        ({"OrderId": ORDER_D, "Attempt": 1}, {"OrderId": ORDER_D}),
+    ]
+
+
+def test_a_message_the_queue_refuses_is_reported_and_sent_when_delivered_again(
+    load_app: Callable[[str], ModuleType],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given the stream batch and a queue that refuses D's message (one entry of the batch)
+    app = load_app("order_processing")
+    event = load_event("dynamodb_stream_batch.json")
+    store = FakeStore(_orders_from_stream(event, skip={ORDER_B}), STOCK)
+    queue = FakeQueue()
+    queue.refuse_bodies = {json.dumps({"OrderId": ORDER_D, "Attempt": 1})}
+    use_fakes(monkeypatch, app, store=store, queue=queue)
+
+    # When the handler processes it
+    result = app.handler(event, FakeLambdaContext())
+    output = read_output(capsys)
+
+    # Then B (missing) and D (not sent) are reported, in stream order; D stays reserved, once
+    assert result == {
+        "batchItemFailures": [
+            {"itemIdentifier": "100000000000000000002"},
+            {"itemIdentifier": "100000000000000000004"},
+        ]
+    }
+    assert store.order(ORDER_D).status is OrderStatus.RESERVED
+    assert [m.json()["OrderId"] for m in queue.sent] == [ORDER_A]
+    assert (ORDER_D, "the Orders queue refused the message") in output.messages()
+    assert output.metric("OrdersProcessed") == 2  # A sent, C rejected; D not yet
+    stock_after_first = {n: r.stock for n, r in store.inventory.items()}
+
+    # When the stream delivers D's record again and the queue takes it now
+    queue.refuse_bodies = set()
+    event["Records"] = event["Records"][3:]
+    assert app.handler(event, FakeLambdaContext()) == {"batchItemFailures": []}
+
+    # Then D is sent without reserving its stock a second time
+    assert [m.json()["OrderId"] for m in queue.sent] == [ORDER_A, ORDER_D]
+    assert {n: r.stock for n, r in store.inventory.items()} == stock_after_first
+
+
+def test_a_failed_batch_send_reports_every_order_it_carried(
+    load_app: Callable[[str], ModuleType],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given the stream batch and a queue whose every send fails
+    app = load_app("order_processing")
+    event = load_event("dynamodb_stream_batch.json")
+    store = FakeStore(_orders_from_stream(event, skip={ORDER_B}), STOCK)
+    use_fakes(monkeypatch, app, store=store, queue=FakeQueue(fail_sends=True))
+
+    # When the handler processes it
+    result = app.handler(event, FakeLambdaContext())
+    output = read_output(capsys)
+
+    # Then A and D (reserved, not sent) and B (missing) are reported; C (rejected) is done
+    assert result == {
+        "batchItemFailures": [
+            {"itemIdentifier": "100000000000000000001"},
+            {"itemIdentifier": "100000000000000000002"},
+            {"itemIdentifier": "100000000000000000004"},
+        ]
+    }
+    assert (ORDER_A, "could not send to the Orders queue") in output.messages()
+    assert (ORDER_D, "could not send to the Orders queue") in output.messages()
+    assert_every_log_line_names_its_order(output)
+    assert output.metric("OrdersProcessed") == 1
+
+
 def test_a_record_without_a_new_image_is_reported(
     load_app: Callable[[str], ModuleType],
     monkeypatch: pytest.MonkeyPatch,

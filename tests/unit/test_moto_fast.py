@@ -69,3 +69,26 @@ def test_fifo_content_based_deduplication_still_applies(sqs: Any):
     for _ in range(3):
         sqs.send_message(QueueUrl=url, MessageBody="same", MessageGroupId="g")
     assert _counts(sqs, url)[0] == 1
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        None,
+        "moto_api",
+        "sqs",
+        "sqs.us-east-1.amazonaws.com",
+        "monitoring.us-east-1.amazonaws.com",
+        "logs.eu-west-1.amazonaws.com",
+        "127.0.0.1:5000",
+        "s3.amazonaws.com",
+    ],
+)
+def test_the_service_of_a_host_is_the_one_moto_finds(sqs: Any, host: str | None):
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    kept = DomainDispatcherApplication.get_backend_for_host
+    dispatcher = DomainDispatcherApplication(create_app=lambda service: None)
+    expected = kept.moto_original(dispatcher, host)
+    assert kept(dispatcher, host) == expected
+    assert kept(dispatcher, host) == expected  # and again, from what was kept

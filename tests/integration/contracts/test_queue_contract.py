@@ -191,6 +191,43 @@ def test_a_batch_send_returns_an_id_per_body_in_order_and_splits_past_ten(
     assert queue.send_raw_batch([]) == []
 
 
+def test_a_json_batch_send_keeps_bodies_and_attributes_and_splits_past_ten(
+    message_queue: Queue,
+) -> None:
+    # Given twelve JSON bodies, each with an OrderId attribute
+    queue = message_queue
+    messages = [({"OrderId": f"o-{n}", "Attempt": 1}, {"OrderId": f"o-{n}"}) for n in range(12)]
+
+    # When they are sent as a batch
+    ids = queue.send_json_batch(messages)
+
+    # Then each has its own new id and is in the queue as sent, with its attribute
+    assert len(ids) == 12 and None not in ids and len(set(ids)) == 12
+    if isinstance(queue, SqsQueue):
+        found = _received_with_attributes(queue)
+    else:
+        attributes = {m.message_id: m.string_attributes for m in queue.sent}
+        found = {m.message_id: (m.body, attributes[m.message_id]) for m in _receive_all(queue)}
+    assert {i: (json.loads(body), a) for i, (body, a) in found.items()} == dict(
+        zip(ids, messages, strict=True)
+    )
+    # And an empty batch sends nothing
+    assert queue.send_json_batch([]) == []
+
+
+def _received_with_attributes(queue: SqsQueue) -> dict:
+    """Id -> (body, string attributes) of every visible message, straight from SQS."""
+    found: dict = {}
+    while got := queue.client.receive_message(
+        QueueUrl=queue.queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"],
+        WaitTimeSeconds=1, VisibilityTimeout=300,
+    ).get("Messages", []):  # fmt: skip
+        for m in got:
+            attributes = {k: v["StringValue"] for k, v in m["MessageAttributes"].items()}
+            found[m["MessageId"]] = (m["Body"], attributes)
+    return found
+
+
 def test_a_batch_delete_counts_what_it_removed(message_queue: Queue) -> None:
     # Given twelve received messages
     queue = message_queue
