@@ -32,6 +32,11 @@ _batch: dict[str, Any] = {}
 @tracer.capture_method
 def handle_record(record: DynamoDBRecord) -> None:
     """Queue the deliveries of one order write (none if its status did not change)."""
+    # Most keys have no endpoint: ask first, from the raw image, before parsing two orders.
+    raw_new = (record.raw_event.get("dynamodb") or {}).get("NewImage") or {}
+    client_id = (raw_new.get("ClientId") or {}).get("S")
+    if client_id and not _batch["subscriptions"](client_id):
+        return
     new_image = record.dynamodb.new_image if record.dynamodb else {}
     old_image = record.dynamodb.old_image if record.dynamodb else None
     if not new_image or not new_image.get("OrderId"):

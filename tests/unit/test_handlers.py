@@ -1051,3 +1051,40 @@ def test_a_stream_batch_reads_each_keys_endpoints_once(
     assert endpoints.queries == ["acme", "zeta", "acme"]
     assert len(endpoints.saved) == 7
     assert [len(d.sent) for d in deliveries] == [6, 1]
+
+
+def test_changes_of_a_key_without_endpoints_are_not_even_parsed(
+    load_app: Callable[[str], ModuleType],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given three status changes of orders of a key that has no webhook endpoint
+    app = load_app("order_events")
+    change = load_event("dynamodb_stream_transitions.json")["modify_pending_to_reserved"]
+    records = []
+    for index in range(3):
+        record = copy.deepcopy(change)
+        record["dynamodb"]["SequenceNumber"] = f"{index + 1:021d}"
+        for image in ("NewImage", "OldImage"):
+            record["dynamodb"][image]["ClientId"] = {"S": "quiet"}
+        records.append(record)
+    endpoints = _Endpoints()
+    monkeypatch.setattr(endpoints, "for_client", lambda client_id: endpoints.queries.append(
+        client_id) or [])  # fmt: skip
+    monkeypatch.setenv("WEBHOOK_DELIVERIES_QUEUE_URL", "http://127.0.0.1/q")
+    monkeypatch.setattr(app.WebhookStore, "from_env", classmethod(lambda cls: endpoints))
+    deliveries = _Deliveries("http://127.0.0.1/q")
+    monkeypatch.setattr(app, "DeliveryQueue", lambda url: deliveries)
+
+    def no_parsing(item: Any) -> Order:
+        raise AssertionError("an order of a key without endpoints was parsed")
+
+    monkeypatch.setattr(app.Order, "from_item", staticmethod(no_parsing))
+
+    # When the handler processes them
+    result = app.handler({"Records": records}, FakeLambdaContext())
+
+    # Then the key's endpoints were asked for once, and nothing was parsed, saved or queued
+    assert result == {"batchItemFailures": []}
+    assert endpoints.queries == ["quiet"]
+    assert endpoints.saved == [] and deliveries.sent == []
