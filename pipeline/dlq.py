@@ -37,7 +37,6 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -428,14 +427,8 @@ def judge_fulfilment(order: Order | None, attempt: int) -> tuple[Outcome, str]:
 
 
 def fulfilment_resend(*, store: OrderStore, target: MessageQueue) -> BatchHandler:
-    """The Orders DLQ's handler: look each order up (a consistent read) and send the requests
-    of those still RESERVED at their attempt back to `target`, as they were."""
-
-    def look_up(order_id: str) -> Order | Exception | None:
-        try:
-            return store.order_find(order_id)
-        except Exception as exc:  # the table is unreachable: reported on the message
-            return exc
+    """The Orders DLQ's handler: look the batch's orders up (one consistent BatchGetItem) and
+    send the requests of those still RESERVED at their attempt back to `target`, as they were."""
 
     def handle(messages: Sequence[QueueMessage], bucket: TokenBucket) -> list[MessageOutcome]:
         outcomes: list[MessageOutcome] = []
@@ -455,9 +448,13 @@ def fulfilment_resend(*, store: OrderStore, target: MessageQueue) -> BatchHandle
                 )
                 continue
             requests.append((message, order_id, attempt))
-        # One batch's orders read side by side: one read's latency a batch, not ten.
-        with ThreadPoolExecutor(max_workers=max(1, min(10, len(requests)))) as pool:
-            orders = list(pool.map(look_up, [order_id for _, order_id, _ in requests]))
+        # One batch's orders in one read (BatchGetItem), not one GetItem each.
+        orders: list[Order | Exception | None]
+        try:
+            found = store.orders_find([o for _, o, _ in requests]) if requests else {}
+            orders = [found.get(order_id) for _, order_id, _ in requests]
+        except Exception as exc:  # the table is unreachable: reported on every message
+            orders = [exc] * len(requests)
         for (message, order_id, attempt), order in zip(requests, orders, strict=True):
             if isinstance(order, Exception):
                 outcomes.append(

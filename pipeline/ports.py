@@ -108,6 +108,11 @@ class OrderStore(Protocol):
         """The order, or OrderNotFound."""
         ...
 
+    def orders_find(self, order_ids: Sequence[str], *, consistent: bool = True) -> dict[str, Order]:
+        """The orders found, by id (an id with no order is left out), in as few reads as the
+        table allows. Raises if the table cannot be read."""
+        ...
+
     def order_transition(
         self,
         order_id: str,

@@ -75,8 +75,10 @@ class FakeStore:
     - `order(order_id)`: the stored order, read without counting as a read.
     - `fail_reserve`: order id -> exception that `reserve` raises for that order, before
       anything changes (e.g. ReservationContention).
-    - `fail_reads`: when set, `order_find` and `order_get` raise it (an unreachable table).
-    - `order_reads`: the order id of every `order_find` / `order_get` call, in order.
+    - `fail_reads`: when set, `order_find`, `order_get` and `orders_find` raise it (an
+      unreachable table).
+    - `order_reads`: the order id of every `order_find` / `order_get` call and each id of an
+      `orders_find`, in order.
     - `writes`: every write method called, as "<method> <key>", whether its condition held or
       not (so "nothing was written" is `writes == []`).
     """
@@ -110,6 +112,13 @@ class FakeStore:
         if self.fail_reads is not None:
             raise self.fail_reads
         return self.order(order_id) if order_id in self.orders else None
+
+    def orders_find(self, order_ids: Sequence[str], *, consistent: bool = True) -> dict[str, Order]:
+        """The orders found, by id (one read recorded per id)."""
+        self.order_reads.extend(order_ids)
+        if self.fail_reads is not None:
+            raise self.fail_reads
+        return {i: self.order(i) for i in order_ids if i in self.orders}
 
     def order_get(self, order_id: str, *, consistent: bool = True) -> Order:
         """The order, or OrderNotFound."""

@@ -106,6 +106,21 @@ def test_an_order_put_new_reads_back_as_written(reservation_store: Store) -> Non
         store.order_get(_unique("nope"))
 
 
+def test_orders_are_found_together_by_id_in_reads_of_a_hundred(reservation_store: Store) -> None:
+    # Given 105 orders (more than one BatchGetItem takes) and ids of none
+    store = reservation_store
+    orders = [_order(store) for _ in range(105)]
+    missing = [_unique("nope"), _unique("nope")]
+    ids = [o.order_id for o in orders]
+
+    # When they are found together, with a repeated id and the missing ones among them
+    found = store.orders_find([*ids, ids[0], *missing])
+
+    # Then each order is there, once, as written; the missing ids are left out
+    assert found == {o.order_id: o for o in orders}
+    assert store.orders_find([]) == {}
+
+
 def test_putting_an_order_id_twice_is_refused_and_keeps_the_first(
     reservation_store: Store,
 ) -> None:
