@@ -235,6 +235,13 @@ def _paid(order_id: str, *, postcode: str = "12345") -> Order:
 # -- OrderProcessing (DynamoDB stream) --------------------------------------------------------
 
 
+class _BatchOnlyQueue(FakeQueue):
+    """A FakeQueue that refuses single sends: the handler must send its batch in one go."""
+
+    def send_json(self, body: Mapping[str, Any], *, attributes: Any = None) -> str:
+        raise AssertionError("OrderProcessing sends its batch's orders together")
+
+
 def test_stream_batch_reserves_rejects_and_reports_the_failed_record(
     load_app: Callable[[str], ModuleType],
     monkeypatch: pytest.MonkeyPatch,
@@ -244,7 +251,7 @@ def test_stream_batch_reserves_rejects_and_reports_the_failed_record(
     app = load_app("order_processing")
     event = load_event("dynamodb_stream_batch.json")
     store = FakeStore(_orders_from_stream(event, skip={ORDER_B}), STOCK)
-    queue = FakeQueue()
+    queue = _BatchOnlyQueue()
     use_fakes(monkeypatch, app, store=store, queue=queue)
 
     # When the handler processes it
@@ -265,7 +272,7 @@ def test_stream_batch_reserves_rejects_and_reports_the_failed_record(
         "mouse": 47,
         "keyboard": 4,
     }
-    # and the reserved orders, and only they, went to the Orders queue
+    # and the reserved orders, and only they, went to the Orders queue, in one batch
     assert [(m.json(), m.string_attributes) for m in queue.sent] == [
         ({"OrderId": ORDER_A, "Attempt": 1}, {"OrderId": ORDER_A}),
         ({"OrderId": ORDER_D, "Attempt": 1}, {"OrderId": ORDER_D}),
@@ -380,35 +387,6 @@ def test_a_transient_store_error_is_reported_not_swallowed(
     }
     assert store.order(ORDER_D).status is OrderStatus.PENDING
     assert [m.json()["OrderId"] for m in queue.sent] == [ORDER_A]
-
-
-class _BatchOnlyQueue(FakeQueue):
-    """A FakeQueue that refuses single sends: the handler must send its batch in one go."""
-
-    def send_json(self, body: Mapping[str, Any], *, attributes: Any = None) -> str:
-        raise AssertionError("OrderProcessing sends its batch's orders together")
-
-
-def test_a_batchs_reserved_orders_go_to_the_queue_together(
-    load_app: Callable[[str], ModuleType],
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    # Given the stream batch (A and D reservable) and a queue taking only batch sends
-    app = load_app("order_processing")
-    event = load_event("dynamodb_stream_batch.json")
-    store = FakeStore(_orders_from_stream(event, skip={ORDER_B}), STOCK)
-    queue = _BatchOnlyQueue()
-    use_fakes(monkeypatch, app, store=store, queue=queue)
-
-    # When the handler processes it
-    app.handler(event, FakeLambdaContext())
-
-    # Then both reserved orders were sent in one batch, each with its attribute
-    assert [(m.json(), m.string_attributes) for m in queue.sent] == [
-        ({"OrderId": ORDER_A, "Attempt": 1}, {"OrderId": ORDER_A}),
-        ({"OrderId": ORDER_D, "Attempt": 1}, {"OrderId": ORDER_D}),
-    ]
 
 
 def test_a_message_the_queue_refuses_is_reported_and_sent_when_delivered_again(

@@ -13,7 +13,6 @@ from pipeline.adapters.dynamodb.codec import (
     deserialize,
     error_code,
     serialize,
-    sleep_backoff,
 )
 from pipeline.domain import InventoryItem
 from pipeline.errors import (
@@ -31,24 +30,8 @@ class InventoryTable(TableAdapter):
         self, names: Iterable[str], *, consistent: bool = True
     ) -> dict[str, InventoryItem]:
         """The inventory rows that exist among `names` (missing names are simply absent)."""
-        wanted = list(dict.fromkeys(names))
-        found: dict[str, InventoryItem] = {}
-        for start in range(0, len(wanted), 100):  # BatchGetItem takes 100 keys at most
-            keys = [{"ItemName": {"S": n}} for n in wanted[start : start + 100]]
-            request: dict[str, Any] = {
-                self.inventory_table: {"Keys": keys, "ConsistentRead": consistent}
-            }
-            attempt = 0
-            while request:
-                response = self.client.batch_get_item(RequestItems=request)
-                for raw in response.get("Responses", {}).get(self.inventory_table, []):
-                    row = InventoryItem.from_item(deserialize(raw))
-                    found[row.item_name] = row
-                request = response.get("UnprocessedKeys") or {}
-                if request:
-                    sleep_backoff(attempt)
-                    attempt += 1
-        return found
+        items = self.batch_get(self.inventory_table, "ItemName", list(names), consistent=consistent)
+        return {row.item_name: row for row in map(InventoryItem.from_item, items)}
 
     def inventory_get(self, name: str) -> InventoryItem | None:
         """One inventory row, or None."""

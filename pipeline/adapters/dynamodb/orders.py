@@ -8,13 +8,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from pipeline.adapters.dynamodb.codec import (
-    TableAdapter,
-    deserialize,
-    error_code,
-    serialize,
-    sleep_backoff,
-)
+from pipeline.adapters.dynamodb.codec import TableAdapter, deserialize, error_code, serialize
 from pipeline.domain import (
     CUSTOMER_PREFIX_LENGTH,
     WRITE_ID,
@@ -26,8 +20,6 @@ from pipeline.errors import InvalidTransition, OrderAlreadyExists, OrderNotFound
 from pipeline.ports import Page
 from pipeline.statuses import OrderStatus, sources_of
 
-# BatchGetItem takes at most 100 keys.
-BATCH_GET_KEYS = 100
 # Index reads one listing page may make before it answers with what it has (and a cursor).
 MAX_LISTING_READS = 10
 
@@ -85,24 +77,9 @@ class OrdersTable(TableAdapter):
         return order
 
     def orders_find(self, order_ids: Sequence[str], *, consistent: bool = True) -> dict[str, Order]:
-        """The orders found, by id: BatchGetItem, 100 keys a call, keys it leaves unprocessed
-        (throttling) asked again after a backoff."""
-        found: dict[str, Order] = {}
-        unique = list(dict.fromkeys(order_ids))
-        for start in range(0, len(unique), BATCH_GET_KEYS):
-            keys = [{"OrderId": {"S": i}} for i in unique[start : start + BATCH_GET_KEYS]]
-            request = {self.orders_table: {"Keys": keys, "ConsistentRead": consistent}}
-            attempt = 0
-            while request:
-                response = self.client.batch_get_item(RequestItems=request)
-                for item in response.get("Responses", {}).get(self.orders_table, []):
-                    order = Order.from_item(deserialize(item))
-                    found[order.order_id] = order
-                request = response.get("UnprocessedKeys") or {}
-                if request:
-                    sleep_backoff(attempt)
-                    attempt += 1
-        return found
+        """The orders found, by id, in BatchGetItem calls of 100 keys."""
+        items = self.batch_get(self.orders_table, "OrderId", order_ids, consistent=consistent)
+        return {order.order_id: order for order in map(Order.from_item, items)}
 
     def _guarded_update(
         self,
