@@ -50,20 +50,23 @@ class FulfilmentMessage:
 def fulfilment_request(*, queue: MessageQueue, order: Order, run: int | None = None) -> str:
     """Send a reserved (or paid) order to the Orders queue for workflow run `run` (default: the
     order's current run); return the message id."""
-    message = FulfilmentMessage(order.order_id, order.attempt, run or order.workflow_run)
-    return queue.send_json(message.as_body(), attributes={"OrderId": order.order_id})
+    body, attributes = _fulfilment_message(order, run)
+    return queue.send_json(body, attributes=attributes)
 
 
 def fulfilment_requests(*, queue: MessageQueue, orders: Sequence[Order]) -> list[str | None]:
     """Send reserved orders to the Orders queue for their current runs, in as few calls as
     SQS allows; each one's message id, or None where SQS refused it. Raises if a call fails."""
-    return queue.send_json_batch(
-        [
-            (FulfilmentMessage(o.order_id, o.attempt, o.workflow_run).as_body(),
-             {"OrderId": o.order_id})
-            for o in orders
-        ]
-    )  # fmt: skip
+    return queue.send_json_batch([_fulfilment_message(order) for order in orders])
+
+
+def _fulfilment_message(
+    order: Order, run: int | None = None
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The Orders queue's message for `order` and workflow run `run` (default: the order's
+    current run): its body and its OrderId attribute."""
+    message = FulfilmentMessage(order.order_id, order.attempt, run or order.workflow_run)
+    return message.as_body(), {"OrderId": order.order_id}
 
 
 def read_fulfilment_message(body: str) -> FulfilmentMessage:
