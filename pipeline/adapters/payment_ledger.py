@@ -12,10 +12,8 @@ from __future__ import annotations
 import threading
 from typing import Any, Protocol
 
-from botocore.exceptions import ClientError
-
 from pipeline import aws
-from pipeline.adapters.dynamodb.codec import deserialize, error_code, serialize
+from pipeline.adapters.dynamodb.codec import deserialize, put_unless_present
 
 
 class Ledger(Protocol):
@@ -86,23 +84,8 @@ class DynamoLedger:
 
     def record(self, entry: dict[str, Any]) -> dict[str, Any]:
         """Store `entry` unless one with its TransactionId exists; return the stored one."""
-        try:
-            self.client.put_item(
-                TableName=self.table,
-                Item=serialize(entry),
-                ConditionExpression="attribute_not_exists(TransactionId)",
-                # The stored entry comes back with the refusal: no second call to read it.
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise
-            old = exc.response.get("Item")
-            stored = deserialize(old) if old else self.get(entry["TransactionId"])
-            if stored is None:  # pragma: no cover - a row never disappears
-                raise
-            return stored
-        return dict(entry)
+        stored = put_unless_present(self.client, self.table, entry, "TransactionId")
+        return dict(entry) if stored is None else deserialize(stored)
 
     def mark_refunded(self, transaction_id: str, refund_id: str, at: str) -> dict[str, Any]:
         """Note the refund once (if_not_exists keeps the first); return the entry."""

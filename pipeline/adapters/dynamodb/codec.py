@@ -62,6 +62,26 @@ def sleep_backoff(attempt: int) -> None:
     time.sleep(random.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt)))
 
 
+def put_unless_present(
+    client: Any, table: str, item: Mapping[str, Any], key: str
+) -> dict[str, Any] | None:
+    """Write `item` unless a row with its `key` exists: None when written, else the stored row
+    in attribute-value form. The row comes back with the refusal (ReturnValuesOnConditionCheck
+    Failure; DynamoDB, DynamoDB Local and moto all send it), so no second call reads it."""
+    try:
+        client.put_item(
+            TableName=table,
+            Item=serialize(item),
+            ConditionExpression=f"attribute_not_exists({key})",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+    except ClientError as exc:
+        if error_code(exc) != "ConditionalCheckFailedException":
+            raise
+        return exc.response.get("Item") or {}
+    return None
+
+
 class TableAdapter:
     """What every table adapter holds: the table names and the client to reach them."""
 
@@ -77,17 +97,7 @@ class TableAdapter:
 
     def put_if_absent(self, table: str, item: Mapping[str, Any], key: str) -> bool:
         """Write `item` unless a row with its `key` exists; say whether it was written."""
-        try:
-            self.client.put_item(
-                TableName=table,
-                Item=serialize(item),
-                ConditionExpression=f"attribute_not_exists({key})",
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return put_unless_present(self.client, table, item, key) is None
 
     def batch_get(
         self, table: str, key: str, values: Sequence[str], *, consistent: bool = True

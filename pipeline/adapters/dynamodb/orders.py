@@ -8,7 +8,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from pipeline.adapters.dynamodb.codec import TableAdapter, deserialize, error_code, serialize
+from pipeline.adapters.dynamodb.codec import (
+    TableAdapter,
+    deserialize,
+    error_code,
+    put_unless_present,
+    serialize,
+)
 from pipeline.domain import (
     CUSTOMER_PREFIX_LENGTH,
     WRITE_ID,
@@ -39,21 +45,9 @@ class OrdersTable(TableAdapter):
         """
         write_id = uuid.uuid4().hex
         item = {**order.as_item(), WRITE_ID: write_id}
-        try:
-            self.client.put_item(
-                TableName=self.orders_table,
-                Item=serialize(item),
-                ConditionExpression="attribute_not_exists(OrderId)",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise
-            # The refusal carries the stored item (DynamoDB, DynamoDB Local and moto all send
-            # it back): no read needed to tell this write's resend from another order.
-            stored = exc.response.get("Item") or {}
-            if stored.get(WRITE_ID) != {"S": write_id}:
-                raise OrderAlreadyExists(order.order_id) from exc
+        stored = put_unless_present(self.client, self.orders_table, item, "OrderId")
+        if stored is not None and stored.get(WRITE_ID) != {"S": write_id}:
+            raise OrderAlreadyExists(order.order_id)
 
     def order_find(self, order_id: str, *, consistent: bool = True) -> Order | None:
         """The order, or None."""
