@@ -3,12 +3,12 @@ release gives it back."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
-from pipeline.domain import CURRENCY, Order, OrderLine, StepOutcome, utc_now
+from pipeline.domain import CURRENCY, InventoryItem, Order, OrderLine, StepOutcome, utc_now
 from pipeline.errors import (
     InsufficientStock,
     InvalidTransition,
@@ -34,14 +34,64 @@ class ReservationOutcome:
         return self.order.status == OrderStatus.RESERVED
 
 
+@dataclass
+class StockSnapshot:
+    """The inventory rows of a whole stream batch's orders, read in one call before any is
+    handled: each order's prices and stock pre-check come from it instead of a read of its own.
+
+    The pre-check only saves a doomed transaction; the transaction's own conditions decide. So
+    a snapshot a few milliseconds old is as good as a read per order (which is as old by the
+    time its transaction runs), and a reservation takes its units off the snapshot so the next
+    order of the batch sees them gone.
+    """
+
+    rows: dict[str, InventoryItem]
+    asked: frozenset[str] = field(default_factory=frozenset)
+
+    def covers(self, names: Iterable[str]) -> bool:
+        """Whether every name was part of the read (a name absent from `rows` does not exist)."""
+        return all(name in self.asked for name in names)
+
+    def take(self, lines: Iterable[OrderLine]) -> None:
+        """Count the units a reservation just took as gone."""
+        for line in lines:
+            row = self.rows.get(line.item_name)
+            if row is not None:
+                self.rows[line.item_name] = replace(row, stock=row.stock - line.quantity)
+
+    def learn(self, shortages: Iterable[Shortage]) -> None:
+        """Take the stock a refused transaction found (a fresh read) over the snapshot's."""
+        for short in shortages:
+            row = self.rows.get(short.item_name)
+            if short.available is None:
+                self.rows.pop(short.item_name, None)
+            elif row is not None:
+                self.rows[short.item_name] = replace(row, stock=short.available)
+
+
+def stock_snapshot(store: ReservationStore, orders: Iterable[Order]) -> StockSnapshot:
+    """One read of every inventory row the PENDING ones among `orders` need."""
+    names = frozenset(
+        line.item_name for order in orders if order.status == OrderStatus.PENDING
+        for line in order.lines
+    )  # fmt: skip
+    return StockSnapshot(store.inventory_get_many(names) if names else {}, names)
+
+
 def inventory_reserve(
-    *, store: ReservationStore, order_id: str, now: str | None = None, order: Order | None = None
+    *,
+    store: ReservationStore,
+    order_id: str,
+    now: str | None = None,
+    order: Order | None = None,
+    stock: StockSnapshot | None = None,
 ) -> ReservationOutcome:
     """Reserve stock for every line of a PENDING order in one transaction, or reject it naming
     every short or unknown line. Safe to call again for the same order: it never reserves twice.
 
     `order` may be the stream record's image of the order, which saves a read: the reservation
     is conditional on that image's status and attempt, and a stale image is read again.
+    `stock` may be the stream batch's inventory rows (`stock_snapshot`), which saves another.
     """
     if order is None:
         order = store.order_get(order_id)
@@ -50,16 +100,22 @@ def inventory_reserve(
         if order.status != OrderStatus.PENDING:
             return ReservationOutcome(order, reserved_now=False)
         try:
-            return _reserve_pending(store, order, now)
+            return _reserve_pending(store, order, now, stock)
         except InvalidTransition:
             # Another delivery got there first, or the image was old: look at the order now.
             order = store.order_get(order_id)
     return ReservationOutcome(order, reserved_now=False)
 
 
-def _reserve_pending(store: ReservationStore, order: Order, now: str) -> ReservationOutcome:
+def _reserve_pending(
+    store: ReservationStore, order: Order, now: str, snapshot: StockSnapshot | None
+) -> ReservationOutcome:
     order_id = order.order_id
-    stock = store.inventory_get_many(line.item_name for line in order.lines)
+    names = [line.item_name for line in order.lines]
+    if snapshot is not None and snapshot.covers(names):
+        stock = {name: snapshot.rows[name] for name in names if name in snapshot.rows}
+    else:
+        stock = store.inventory_get_many(names)
     short = find_shortages(
         ((line.item_name, line.quantity) for line in order.lines),
         {name: row.stock for name, row in stock.items()},
@@ -81,8 +137,12 @@ def _reserve_pending(store: ReservationStore, order: Order, now: str) -> Reserva
     try:
         reserved = store.reserve(order, reservation, reason, now)
     except InsufficientStock as exc:
+        if snapshot is not None:
+            snapshot.learn(exc.shortages)
         rejected = order_reject(store=store, order_id=order_id, shortages=exc.shortages, now=now)
         return ReservationOutcome(rejected.order, reserved_now=False, rejected_now=rejected.changed)
+    if snapshot is not None:
+        snapshot.take(order.lines)
     return ReservationOutcome(reserved, reserved_now=True)
 
 

@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pipeline import metric_names, wiring
 from pipeline.domain import Order
 from pipeline.fulfilment import fulfilment_requests
-from pipeline.reservation import inventory_reserve
+from pipeline.reservation import StockSnapshot, inventory_reserve, stock_snapshot
 
 logger = Logger()
 tracer = Tracer()
@@ -26,6 +26,10 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 # The batch's reserved orders, sent to the Orders queue together once every record is handled:
 # one SendMessageBatch per ten orders instead of a SendMessage each.
 _outbox: list[tuple[DynamoDBRecord, Order]] = []
+# The batch's orders as their records carry them (by sequence number), and one read of every
+# inventory row they need: a stream batch costs one BatchGetItem, not one per order.
+_images: dict[str, Order] = {}
+_stock: list[StockSnapshot] = []
 
 
 @tracer.capture_method
@@ -36,11 +40,15 @@ def handle_record(record: DynamoDBRecord) -> None:
     if not order_id:
         raise ValueError(f"stream record {record.event_id} has no OrderId in its new image")
     logger.append_keys(order_id=order_id)
+    sequence = record.dynamodb.sequence_number if record.dynamodb else None
     try:
         # The record's image is the order as written: it saves a read (a stale image is
         # caught by the reservation's condition and read again).
         outcome = inventory_reserve(
-            store=wiring.dynamo_store(), order_id=order_id, order=Order.from_item(image)
+            store=wiring.dynamo_store(),
+            order_id=order_id,
+            order=_images.get(sequence or "") or Order.from_item(image),
+            stock=_stock[0] if _stock else None,
         )
         order = outcome.order
         if outcome.reserved_now:
@@ -57,6 +65,20 @@ def handle_record(record: DynamoDBRecord) -> None:
             metrics.add_metric(metric_names.ORDERS_PROCESSED, MetricUnit.Count, 1)
     finally:
         logger.remove_keys(["order_id"])
+
+
+def _read_batch(records: list[dict[str, Any]]) -> None:
+    """Parse the batch's order images once and read the inventory rows they need in one call.
+    A batch whose images or read fail leaves the records to be handled (and fail) one by one."""
+    try:
+        for raw in records:
+            record = DynamoDBRecord(raw)
+            image = record.dynamodb.new_image if record.dynamodb else {}
+            if image.get("OrderId") and record.dynamodb and record.dynamodb.sequence_number:
+                _images[record.dynamodb.sequence_number] = Order.from_item(image)
+        _stock.append(stock_snapshot(wiring.dynamo_store(), _images.values()))
+    except Exception as exc:  # each record then reads for itself, and reports its own failure
+        logger.warning("could not read the batch's stock", extra={"error": f"{exc!r}"})
 
 
 def _send_outbox() -> list[DynamoDBRecord]:
@@ -96,12 +118,15 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Stream batch entry point; reports the failed records (Lambda retries from the first)."""
     _outbox.clear()
     try:
+        _read_batch(event.get("Records") or [])
         response = process_partial_response(
             event=event, record_handler=handle_record, processor=processor, context=context
         )
         unsent = _send_outbox()
     finally:
         _outbox.clear()
+        _images.clear()
+        _stock.clear()
     if unsent:
         failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
         failed |= {r.dynamodb.sequence_number for r in unsent if r.dynamodb}

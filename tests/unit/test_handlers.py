@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import copy
-import importlib
 import json
-import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
@@ -17,12 +15,12 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from botocore.exceptions import ClientError
 
-from pipeline import aws
 from pipeline.adapters.dynamodb import deserialize
 from pipeline.domain import InventoryItem, Order, OrderLine
 from pipeline.errors import ReservationContention
 from pipeline.statuses import OrderStatus
 from tests.fakes import FakeQueue, FakeStore, FakeWorkflow
+from tests.lambda_harness import REQUEST_ID, FakeLambdaContext, use_fakes
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 T0 = "2024-05-01T10:00:00.000Z"
@@ -35,97 +33,10 @@ ORDER_D = "6f1c1f3e-1a2b-4c3d-8e4f-0a1b2c3d4e5d"  # the seed's plain-name Items
 ORDER_E = "6f1c1f3e-1a2b-4c3d-8e4f-0a1b2c3d4e5e"  # its workflow already runs
 ORDER_P = "6f1c1f3e-1a2b-4c3d-8e4f-0a1b2c3d4e5f"  # the Step Functions payloads' order
 
-REQUEST_ID = "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"
-
 
 def load_event(name: str) -> Any:
     """A copy of an event fixture from tests/events/."""
     return json.loads((EVENTS / name).read_text())
-
-
-@dataclass
-class FakeLambdaContext:
-    """What Powertools' inject_lambda_context and the batch processor read from the context."""
-
-    function_name: str = "order-pipeline-TestFunction-1A2B3C4D"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = (
-        "arn:aws:lambda:us-east-1:123456789012:function:order-pipeline-TestFunction-1A2B3C4D"
-    )
-    aws_request_id: str = REQUEST_ID
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
-
-
-# -- fixtures ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def lambda_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The environment a function has in the template, minus AWS: any client use fails."""
-    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Test")
-    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "test")
-    monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "INFO")
-    for name in ("PAYMENT_SUCCESS_RATE", "PAYMENT_TRANSIENT_ERROR_RATE", "PAYMENT_RANDOM_SEED"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("SHIPPING_FAILURE_RATE", raising=False)
-
-    def no_aws(service: str) -> Any:
-        raise AssertionError(f"unit tests must not build a {service} client")
-
-    monkeypatch.setattr(aws, "client", no_aws)
-
-
-@pytest.fixture(scope="session")
-def session_stdout() -> Any:
-    """The stdout of the whole test session (pytest's global capture), before capsys swaps it."""
-    return sys.stdout
-
-
-@pytest.fixture
-def load_app(
-    lambda_env: None, session_stdout: Any, capsys: pytest.CaptureFixture[str]
-) -> Iterator[Callable[[str], ModuleType]]:
-    """Import lambdas/<name>/app.py as Lambda would, with the test environment in place.
-
-    Powertools reads its settings when Logger and Metrics are made, so a module imported
-    earlier without them is reloaded. Every handler shares one logging handler, bound to the
-    stdout of the moment it was made: it is pointed at capsys's stdout for the test and back
-    at the session's afterwards (assigned, not setStream: that flushes a possibly closed stream).
-    """
-    handlers = []
-
-    def load(name: str) -> ModuleType:
-        module = importlib.import_module(f"lambdas.{name}.app")
-        if module.metrics.namespace != "Test" or module.logger.service != "test":
-            module = importlib.reload(module)
-        handler = module.logger.registered_handler
-        handler.stream = sys.stdout
-        handlers.append(handler)
-        return module
-
-    yield load
-    for handler in handlers:
-        handler.stream = session_stdout
-
-
-def use_fakes(
-    monkeypatch: pytest.MonkeyPatch,
-    app: ModuleType,
-    *,
-    store: FakeStore | None = None,
-    queue: FakeQueue | None = None,
-    workflow: FakeWorkflow | None = None,
-) -> None:
-    """Make the handler's pipeline.wiring return the fakes."""
-    if store is not None:
-        monkeypatch.setattr(app.wiring, "dynamo_store", lambda settings=None: store)
-    if queue is not None:
-        monkeypatch.setattr(app.wiring, "orders_queue", lambda settings=None: queue)
-    if workflow is not None:
-        monkeypatch.setattr(app.wiring, "fulfilment_workflow", lambda settings=None: workflow)
 
 
 @dataclass
