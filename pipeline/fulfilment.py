@@ -153,16 +153,18 @@ def payment_charge(
     returns it without charging again. Raises PaymentDeclined, PaymentGatewayUnavailable, or
     SupersededAttempt when the order moved on from the workflow's `attempt`.
 
-    The intent is written on the order before the gateway is called, and the gateway is
-    idempotent by key: a retry after a lost answer gets the same charge, and the compensation
-    of a failed payment knows to ask the gateway whether money was taken.
+    The gateway is idempotent by key (`<OrderId>:<Attempt>`): a retry after a lost answer gets
+    the same charge, and whoever gives the order's stock back later asks the gateway, by that
+    key, whether money was taken. So nothing is written before the charge: one consistent read
+    checks the order is still this attempt's and unpaid.
     """
-    if attempt is None:
-        order = _intent_after_read(store, order_id, now)
-    else:
-        order = _intent_for_attempt(store, order_id, attempt, now)
-    if order.status in PAID_STATUSES:
+    order = store.order_get(order_id)
+    if superseded(order, attempt):
+        raise SupersededAttempt(order_id, attempt or 0, order.attempt)
+    if order.payment and order.status in PAID_STATUSES:
         return order
+    if order.status != OrderStatus.RESERVED:
+        raise InvalidTransition(order_id, order.status, str(OrderStatus.PAID))
     key = payment_key(order)
     charge = gateway.charge(
         amount=order.total or Decimal("0"),
@@ -201,44 +203,6 @@ def payment_charge(
         raise
 
 
-def _intent_after_read(store: OrderStore, order_id: str, now: str | None) -> Order:
-    """The order with its payment intent written (a paid order as it is): read, then write."""
-    order = store.order_get(order_id)
-    if order.payment and order.status in PAID_STATUSES:
-        return order
-    if order.status != OrderStatus.RESERVED:
-        raise InvalidTransition(order_id, order.status, str(OrderStatus.PAID))
-    key = payment_key(order)
-    if (order.payment_intent or {}).get("IdempotencyKey") == key:
-        return order
-    return store.order_set_fields(
-        order_id,
-        {"PaymentIntent": {"IdempotencyKey": key, "At": now or utc_now()}},
-        expected=[OrderStatus.RESERVED],
-    )
-
-
-def _intent_for_attempt(store: OrderStore, order_id: str, attempt: int, now: str | None) -> Order:
-    """The order with the intent of `attempt` written, in one conditional write (no read
-    first: the workflow names the attempt, so the key is known). Only when the write is refused
-    is the order read, to tell a paid order, a superseded attempt and a wrong status apart."""
-    key = attempt_payment_key(order_id, attempt)
-    try:
-        return store.order_set_fields(
-            order_id,
-            {"PaymentIntent": {"IdempotencyKey": key, "At": now or utc_now()}},
-            expected=[OrderStatus.RESERVED],
-            attempt=attempt,
-        )
-    except InvalidTransition:
-        order = store.order_get(order_id)
-        if superseded(order, attempt):
-            raise SupersededAttempt(order_id, attempt, order.attempt) from None
-        if order.payment and order.status in PAID_STATUSES:
-            return order
-        raise InvalidTransition(order_id, order.status, str(OrderStatus.PAID)) from None
-
-
 def payment_compensate(
     *,
     store: ReservationStore,
@@ -264,16 +228,17 @@ def payment_compensate(
         return StepOutcome(order, changed=False)
     changed = False
     if order.status in HOLDS_STOCK:
-        # The refund is owed before it is made: a crash between the two leaves it on the order,
-        # where the next run (or staff) finds it.
-        intent = order.payment_intent
+        # The payment step may have charged this attempt before it failed: the refund of
+        # whatever the gateway took under the attempt's key is owed before it is made, so a
+        # crash between the two leaves it on the order, where the next run (or staff) finds it.
+        now = now or utc_now()
         released = inventory_release(
             store=store,
             order_id=order_id,
             target=OrderStatus.PAYMENT_FAILED,
             reason=reason,
             now=now,
-            set_fields={"RefundDue": intent} if intent else None,
+            set_fields={"RefundDue": {"IdempotencyKey": payment_key(order), "At": now}},
             attempt=attempt,
         )
         order, changed = released.order, released.changed

@@ -189,7 +189,7 @@ def order_refund_release(
     if order.status != OrderStatus.MANUAL_INTERVENTION:
         raise InvalidTransition(order_id, order.status, str(OrderStatus.REFUNDED))
     due: dict[str, Any] = {
-        "IdempotencyKey": (order.payment_intent or {}).get("IdempotencyKey") or payment_key(order),
+        "IdempotencyKey": payment_key(order),
         "At": now,
         "By": actor,
     }

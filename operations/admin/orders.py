@@ -580,7 +580,6 @@ def money_rows(order: DomainOrder) -> list[tuple[str, str]]:
         )
     for label, value in (
         ("payment", order.payment),
-        ("payment intent", order.payment_intent),
         ("shipment", order.shipment),
         ("refund owed", order.refund_due),
         ("refund", order.refund),

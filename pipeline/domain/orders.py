@@ -410,11 +410,6 @@ class Order:
         return 0
 
     @property
-    def payment_intent(self) -> Mapping[str, Any] | None:
-        """The charge the payment step set out to make ({IdempotencyKey, At}), if any."""
-        return self.extra.get("PaymentIntent")
-
-    @property
     def refund_due(self) -> Mapping[str, Any] | None:
         """A possible charge of a failed payment that is still to be refunded, if any."""
         return self.extra.get("RefundDue")

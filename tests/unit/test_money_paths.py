@@ -82,21 +82,22 @@ class FailOnce:
 # -- payment ----------------------------------------------------------------------------------
 
 
-def test_the_intent_is_on_the_order_before_the_gateway_is_called() -> None:
+def test_a_payment_the_gateway_did_not_answer_leaves_the_order_as_it_was() -> None:
     # Given a reserved order and a gateway that is down
     store = FakeStore()
     order = reserved_order(store, token="tok_unavailable")
     gateway, _ = ledger_gateway()
+    store.writes.clear()
 
     # When the payment step runs
     with pytest.raises(PaymentGatewayUnavailable):
         payment_charge(store=store, gateway=gateway, order_id=order.order_id)
 
-    # Then the order says which charge was attempted, and is still RESERVED
-    stored = store.order(order.order_id)
-    assert stored.status is OrderStatus.RESERVED
-    assert stored.payment_intent is not None
-    assert stored.payment_intent["IdempotencyKey"] == payment_key(stored) == "o-1:1"
+    # Then nothing was written: the order is RESERVED, and the charge it would have been is
+    # named by its key alone, which the compensation asks the gateway about
+    assert store.writes == []
+    assert store.order(order.order_id).status is OrderStatus.RESERVED
+    assert payment_key(order) == "o-1:1"
 
 
 @pytest.mark.parametrize("answer_lost", [False, True], ids=["write-failed", "answer-lost"])
@@ -183,7 +184,7 @@ def test_a_refund_that_fails_stays_owed_on_the_order_until_the_next_run() -> Non
     # Then the order is PAYMENT_FAILED with the refund still owed (visible to staff)
     owed = store.order("o-1")
     assert owed.status is OrderStatus.PAYMENT_FAILED
-    assert owed.refund_due == {"IdempotencyKey": "o-1:1", "At": owed.payment_intent["At"]}
+    assert owed.refund_due is not None and owed.refund_due["IdempotencyKey"] == "o-1:1"
     assert store.inventory["pen"].stock == 10
 
     # And the next run refunds it, once
@@ -260,7 +261,7 @@ class Tasks:
         store, gateway = self.store, self.gateway
         if name == "Payment":
             order = payment_charge(store=store, gateway=gateway, order_id=order_id, attempt=attempt)
-            return {"OrderId": order_id, "Payment": {"TransactionId": order.payment_intent}}
+            return {"OrderId": order_id, "Payment": order.payment}
         if name == "ReleaseStock":
             outcome = payment_compensate(
                 store=store,
@@ -415,21 +416,22 @@ def test_the_workflow_of_a_superseded_attempt_ends_superseded_and_touches_nothin
     assert ledger.entries == {}
 
 
-def test_a_payment_that_knows_its_attempt_writes_the_intent_without_reading_first() -> None:
+def test_a_payment_reads_the_order_once_and_writes_it_once() -> None:
     # Given a reserved order (attempt 1)
     store = FakeStore()
     reserved_order(store)
-    gateway, _ = ledger_gateway()
+    gateway, ledger = ledger_gateway()
     store.order_reads.clear()
+    store.writes.clear()
 
     # When the payment step runs with the workflow's Attempt
     paid = payment_charge(store=store, gateway=gateway, order_id="o-1", attempt=1)
 
-    # Then it is PAID under the attempt's key, and no read of the order was needed
+    # Then it is PAID under the attempt's key, after one read and with one write
     assert paid.status is OrderStatus.PAID
-    assert paid.payment_intent is not None
-    assert paid.payment_intent["IdempotencyKey"] == "o-1:1"
-    assert store.order_reads == []
+    assert list(ledger.entries) == [transaction_id_for("o-1:1")]
+    assert store.order_reads == ["o-1"]
+    assert store.writes == ["order_transition o-1"]
 
 
 def test_a_superseded_compensation_still_settles_its_own_attempts_refund() -> None:

@@ -411,15 +411,10 @@ def test_a_reserved_order_whose_run_never_started_is_sent_again_then_released() 
 
 def test_a_new_run_never_charges_twice() -> None:
     # Given a RESERVED order whose run 1 charged the gateway and was aborted before it could
-    # record the payment (the intent is on the order, the charge in the gateway's ledger)
+    # record the payment (the charge is only in the gateway's ledger)
     store, workflow, queue, gw = new_store(), FakeWorkflow(), FakeQueue(), gateway()
     order = reserved(store, age=600)
     key = payment_key(order)
-    store.order_set_fields(
-        order.order_id,
-        {"PaymentIntent": {"IdempotencyKey": key, "At": ago(600)}},
-        expected=[OrderStatus.RESERVED],
-    )
     charge = gw.charge(amount=Decimal("20.00"), currency="USD", token=None, idempotency_key=key)
     run_of(workflow, order, "ABORTED")
 
@@ -444,7 +439,6 @@ def test_a_reserved_order_out_of_runs_is_released_and_its_charge_refunded() -> N
     store.order_set_fields(
         order.order_id,
         {
-            "PaymentIntent": {"IdempotencyKey": key, "At": ago(900)},
             "WorkflowRun": {"Attempt": 1, "Run": 3, "At": ago(600), "Resends": 0, "Reason": "x"},
         },
         expected=[OrderStatus.RESERVED],

@@ -244,7 +244,7 @@ def test_set_fields_writes_without_a_status_change_only_in_an_expected_status(
     # When fields are set in RESERVED, then asked for in PAID only
     written = store.order_set_fields(
         order.order_id,
-        {"PaymentIntent": {"IdempotencyKey": f"{order.order_id}:1", "At": T1}},
+        {"Refund": {"RefundId": "rfd_1", "RefundedAt": T1}},
         expected=[OrderStatus.RESERVED],
         remove_fields=["RefundDue"],
     )
@@ -254,7 +254,7 @@ def test_set_fields_writes_without_a_status_change_only_in_an_expected_status(
     # Then the first is written (status, history untouched), the second refused with the
     # real status
     assert written == store.order_get(order.order_id)
-    assert written.payment_intent == {"IdempotencyKey": f"{order.order_id}:1", "At": T1}
+    assert written.refund == {"RefundId": "rfd_1", "RefundedAt": T1}
     assert written.refund_due is None
     assert (written.status, written.history) == (order.status, order.history)
     assert (raised.value.current, raised.value.target) == ("RESERVED", "RESERVED (update)")
