@@ -56,6 +56,7 @@ class MappingSpec:
     parallelization: int = 1  # concurrent batches per shard (ParallelizationFactor)
 
 
+GET_RECORDS_LIMIT = 1000  # the most one GetRecords call returns
 RAW_RECORDS = "RawStreamRecords"  # where GetRecords' records land, as the wire gave them
 _raw_records = threading.local()  # set by a poller around its own GetRecords calls only
 
@@ -242,24 +243,27 @@ class StreamPoller(_Poller):
         return self._iterators[shard_id]
 
     def poll_once(self) -> bool:
-        """Read up to a batch from each shard and deliver it."""
+        """Read up to a batch of matching records from each shard and deliver it."""
         busy = False
         for shard in self._shards():
             shard_id = shard["ShardId"]
-            records: list[dict[str, Any]] = []
+            records: list[dict[str, Any]] = []  # those that pass the filters
+            last_read: str | None = None
             window_ends = time.monotonic() + self.spec.batching_window * self._time_scale
-            # With a ParallelizationFactor, one read feeds that many concurrent batches.
+            # With a ParallelizationFactor, one read feeds that many concurrent batches. As in
+            # Lambda, the batches are made of the records that pass the filters: with filters,
+            # each read takes what the stream has (up to GetRecords' 1,000), so a mapping that
+            # wants one record in four does not get batches a quarter full.
             wanted = self.spec.batch_size * self.spec.parallelization
             while len(records) < wanted and not self.stopping():
                 iterator = self._iterator(shard_id)
                 if iterator is None:
                     break  # a closed shard, read to its end
+                limit = GET_RECORDS_LIMIT if self.spec.filters else wanted - len(records)
                 try:
                     _raw_records.wanted = True
                     try:
-                        response = self._streams.get_records(
-                            ShardIterator=iterator, Limit=wanted - len(records)
-                        )
+                        response = self._streams.get_records(ShardIterator=iterator, Limit=limit)
                     finally:
                         _raw_records.wanted = False
                 except ClientError as exc:
@@ -282,15 +286,20 @@ class StreamPoller(_Poller):
                 if not fetched and response.get("NextShardIterator"):
                     self._iterators.pop(shard_id, None)
                 if fetched:
-                    self._last_seen[shard_id] = fetched[-1]["dynamodb"]["SequenceNumber"]
-                records += [self._lambda_record(r) for r in fetched if self._after_start(r)]
+                    last_read = fetched[-1]["dynamodb"]["SequenceNumber"]
+                    self._last_seen[shard_id] = last_read
+                records += [
+                    record
+                    for record in (self._lambda_record(r) for r in fetched if self._after_start(r))
+                    if matches_any_filter(self.spec.filters, record)
+                ]
                 if time.monotonic() >= window_ends or (not fetched and not records):
                     break
                 if not fetched:
                     self.pause(0.05)
-            if records:
+            if last_read is not None:
                 busy = True
-                self._deliver(shard_id, records)
+                self._deliver(shard_id, records, last_read)
         return busy
 
     def _after_start(self, raw: dict[str, Any]) -> bool:
@@ -308,17 +317,15 @@ class StreamPoller(_Poller):
         record["eventSourceARN"] = self.spec.source_arn
         return record
 
-    def _deliver(self, shard_id: str, records: list[dict[str, Any]]) -> None:
-        kept = [r for r in records if matches_any_filter(self.spec.filters, r)]
-        if kept and not self._process_lanes(shard_id, kept):
+    def _deliver(self, shard_id: str, records: list[dict[str, Any]], last_read: str) -> None:
+        """Process the matching `records`, then checkpoint the shard at `last_read` (records
+        the filters dropped count as processed, as in Lambda)."""
+        if records and not self._process_lanes(shard_id, records):
             # Stopped mid-batch: no checkpoint, so the next start reads these records again.
             self._iterators.pop(shard_id, None)
             self._last_seen.pop(shard_id, None)
             return
-        # Filtered-out records count as processed, as in Lambda.
-        self._checkpoints.set(
-            f"{self.spec.logical_id}/{shard_id}", records[-1]["dynamodb"]["SequenceNumber"]
-        )
+        self._checkpoints.set(f"{self.spec.logical_id}/{shard_id}", last_read)
 
     def _process_lanes(self, shard_id: str, records: list[dict[str, Any]]) -> bool:
         """Deliver `records` in batches; with a ParallelizationFactor, as Lambda does: records

@@ -504,6 +504,28 @@ def test_batches_never_exceed_the_batch_size(
     assert function.all_keys() == ids
 
 
+def test_a_filtered_mapping_gets_full_batches_of_the_records_it_wants(
+    provisioned: ProvisionResult, table: Table, sqs: Any
+) -> None:
+    # Given 20 new orders, each followed on the stream by three of the pipeline's own writes
+    # that the template's filters drop (as reservation, payment and shipping write them)
+    ids = [f"o{i:02d}" for i in range(20)]
+    for order_id in ids:
+        table.put(order_id, "PENDING")
+        for status in ("RESERVED", "PAID", "SHIPPED"):
+            table.put(order_id, status)
+    last = table.records()[-1]["dynamodb"]["SequenceNumber"]
+    spec = _mapping(provisioned, "stream")
+    function, checkpoints = FakeFunction(), Checkpoints(None)
+    # When the mapping (batch size 10) reads them
+    with _running(_stream_poller(spec, table, function, checkpoints, None, sqs)):
+        _until(lambda: _checkpointed(checkpoints, spec, table, last), "the checkpoint")
+    # Then the 20 orders came in two full batches, in order, not in batches of the two or
+    # three that each ten records of the stream hold
+    assert [len(batch) for batch in function.calls] == [10, 10]
+    assert function.all_keys() == ids
+
+
 def _failure_record(queue: Queue) -> dict[str, Any]:
     (message,) = queue.drain(wait_for=1)
     return json.loads(message["Body"])
