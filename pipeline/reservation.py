@@ -39,14 +39,17 @@ class StockSnapshot:
     """The inventory rows of a whole stream batch's orders, read in one call before any is
     handled: each order's prices and stock pre-check come from it instead of a read of its own.
 
-    The pre-check only saves a doomed transaction; the transaction's own conditions decide. So
-    a snapshot a few milliseconds old is as good as a read per order (which is as old by the
-    time its transaction runs), and a reservation takes its units off the snapshot so the next
-    order of the batch sees them gone.
+    A reservation never rests on it: the transaction's own conditions decide, and a
+    reservation takes its units off the snapshot so the next order of the batch sees them gone.
+    A rejection does not rest on the batch's first read either: a line the snapshot finds short
+    is read again (`refresh`), once per item and batch, unless a refused transaction already
+    reported the item's stock (`learn`). So a restock during the batch is seen, as with a read
+    per order.
     """
 
     rows: dict[str, InventoryItem]
     asked: frozenset[str] = field(default_factory=frozenset)
+    fresh: set[str] = field(default_factory=set)  # read again during the batch
 
     def covers(self, names: Iterable[str]) -> bool:
         """Whether every name was part of the read (a name absent from `rows` does not exist)."""
@@ -67,6 +70,20 @@ class StockSnapshot:
                 self.rows.pop(short.item_name, None)
             elif row is not None:
                 self.rows[short.item_name] = replace(row, stock=short.available)
+            self.fresh.add(short.item_name)
+
+    def refresh(self, store: ReservationStore, names: Iterable[str]) -> None:
+        """Read again those of `names` not read again yet in this batch."""
+        stale = [name for name in dict.fromkeys(names) if name not in self.fresh]
+        if not stale:
+            return
+        rows = store.inventory_get_many(stale)
+        for name in stale:
+            if name in rows:
+                self.rows[name] = rows[name]
+            else:
+                self.rows.pop(name, None)
+        self.fresh.update(stale)
 
 
 def stock_snapshot(store: ReservationStore, orders: Iterable[Order]) -> StockSnapshot:
@@ -114,12 +131,14 @@ def _reserve_pending(
     names = [line.item_name for line in order.lines]
     if snapshot is not None and snapshot.covers(names):
         stock = {name: snapshot.rows[name] for name in names if name in snapshot.rows}
+        short = _shortages(order, stock)
+        if short:  # before rejecting, the short lines' stock as it is now
+            snapshot.refresh(store, (s.item_name for s in short))
+            stock = {name: snapshot.rows[name] for name in names if name in snapshot.rows}
+            short = _shortages(order, stock)
     else:
         stock = store.inventory_get_many(names)
-    short = find_shortages(
-        ((line.item_name, line.quantity) for line in order.lines),
-        {name: row.stock for name, row in stock.items()},
-    )
+        short = _shortages(order, stock)
     if short:
         rejected = order_reject(store=store, order_id=order_id, shortages=short, now=now)
         return ReservationOutcome(rejected.order, reserved_now=False, rejected_now=rejected.changed)
@@ -144,6 +163,13 @@ def _reserve_pending(
     if snapshot is not None:
         snapshot.take(order.lines)
     return ReservationOutcome(reserved, reserved_now=True)
+
+
+def _shortages(order: Order, stock: Mapping[str, InventoryItem]) -> list[Shortage]:
+    return find_shortages(
+        ((line.item_name, line.quantity) for line in order.lines),
+        {name: row.stock for name, row in stock.items()},
+    )
 
 
 def order_reject(

@@ -1,6 +1,6 @@
 """OrderProcessing reads a stream batch's inventory once: prices and pre-checks per order come
-from that one read, units taken by one order are gone for the next, and a failed read only
-means each order reads for itself."""
+from that one read, units taken by one order are gone for the next, a rejection is confirmed
+by a fresh read, and a failed read only means each order reads for itself."""
 
 from __future__ import annotations
 
@@ -119,8 +119,8 @@ def test_units_one_order_takes_are_gone_for_the_next_order_of_the_batch(
     # When OrderProcessing handles it
     _run(load_app, monkeypatch, store, orders)
 
-    # Then two are reserved and the third is rejected from the batch's own count, without a
-    # transaction that was bound to fail
+    # Then two are reserved and the third is rejected, without a transaction that was bound to
+    # fail: the batch's own count found it short, and one read of the lamp confirmed it
     statuses = [store.order(o.order_id).status for o in orders]
     assert statuses == [OrderStatus.RESERVED, OrderStatus.RESERVED, OrderStatus.REJECTED]
     third = store.order(orders[2].order_id)
@@ -129,7 +129,35 @@ def test_units_one_order_takes_are_gone_for_the_next_order_of_the_batch(
         f"reserve {orders[0].order_id}",
         f"reserve {orders[1].order_id}",
     ]
+    assert store.inventory_reads == [["lamp"], ["lamp"]]
     assert store.inventory["lamp"].stock == 1
+
+
+def test_a_restock_during_the_batch_is_seen_before_an_order_is_rejected(
+    load_app: Callable[[str], ModuleType], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given three orders for a lamp in one batch, one lamp at the batch's read, and staff
+    # adding five more just after it
+    orders = _orders(*[[OrderLine("lamp", 1)]] * 3)
+    store = CountingStore(orders, [_row("lamp", 1)])
+    read = store.inventory_get_many
+
+    def read_then_restock(names: Iterable[str], *, consistent: bool = True) -> Any:
+        rows = read(names, consistent=consistent)
+        if len(store.inventory_reads) == 1:
+            store.inventory["lamp"] = _row("lamp", store.inventory["lamp"].stock + 5)
+        return rows
+
+    monkeypatch.setattr(store, "inventory_get_many", read_then_restock)
+
+    # When OrderProcessing handles it
+    _run(load_app, monkeypatch, store, orders)
+
+    # Then the orders the snapshot found short were judged on the stock read again, and all
+    # three are reserved
+    assert [store.order(o.order_id).status for o in orders] == [OrderStatus.RESERVED] * 3
+    assert store.inventory_reads == [["lamp"], ["lamp"]]
+    assert store.inventory["lamp"].stock == 3
 
 
 def test_stock_that_went_after_the_read_is_found_by_the_transaction_and_learnt(
@@ -152,11 +180,13 @@ def test_stock_that_went_after_the_read_is_found_by_the_transaction_and_learnt(
     _run(load_app, monkeypatch, store, orders)
 
     # Then the first order's transaction is refused and it is rejected with what is really
-    # there; the second is rejected from what the first learnt, with no transaction of its own
+    # there; the second is rejected from what the first learnt, with no transaction or read of
+    # its own
     first, second = (store.order(o.order_id) for o in orders)
     assert (first.status, second.status) == (OrderStatus.REJECTED, OrderStatus.REJECTED)
     assert "available 0" in first.status_reason and "available 0" in second.status_reason
     assert [w for w in store.writes if w.startswith("reserve")] == [f"reserve {orders[0].order_id}"]
+    assert len(store.inventory_reads) == 1
     assert store.inventory["lamp"].stock == 0
 
 
