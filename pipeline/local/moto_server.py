@@ -1,13 +1,18 @@
-"""`python -m pipeline.local.moto_server`: moto's server with the SQS speed-ups (moto_fast)."""
+"""`python -m pipeline.local.moto_server`: moto's server with the SQS speed-ups (moto_fast),
+and its KMS keys kept across restarts when given a state file (moto_kms_keep)."""
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
-from pipeline.local import moto_fast
+from pipeline.local import moto_fast, moto_kms_keep
 
 if __name__ == "__main__":
     moto_fast.apply()
+    if os.environ.get(moto_kms_keep.STATE_ENV):
+        moto_kms_keep.apply(Path(os.environ[moto_kms_keep.STATE_ENV]))
     from moto.server import main
 
     sys.exit(main())

@@ -150,7 +150,11 @@ class LocalRuntime:
         log_dir = (data_dir.parent / "logs") if data_dir else None
         ports = {k: (p or free_port()) for k, p in {**DEFAULT_PORTS, **opts.ports}.items()}
 
-        moto = moto_server(ports["moto"], log_dir / "moto.log" if log_dir else None)
+        moto = moto_server(
+            ports["moto"],
+            log_dir / "moto.log" if log_dir else None,
+            kms_state=data_dir / "kms-keys.json" if data_dir else None,
+        )
         self._emulators.append(moto)  # before start(): stop() then stops one that half started
         moto.start()
         self._started(moto)
