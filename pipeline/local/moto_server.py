@@ -8,11 +8,12 @@ import sys
 from pathlib import Path
 
 from pipeline.local import moto_fast, moto_kms_keep
+from pipeline.local.emulators import KMS_STATE_ENV
 
 if __name__ == "__main__":
     moto_fast.apply()
-    if os.environ.get(moto_kms_keep.STATE_ENV):
-        moto_kms_keep.apply(Path(os.environ[moto_kms_keep.STATE_ENV]))
+    if os.environ.get(KMS_STATE_ENV):
+        moto_kms_keep.apply(Path(os.environ[KMS_STATE_ENV]))
     from moto.server import main
 
     sys.exit(main())
