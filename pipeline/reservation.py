@@ -51,6 +51,10 @@ class StockSnapshot:
     asked: frozenset[str] = field(default_factory=frozenset)
     fresh: set[str] = field(default_factory=set)  # read again during the batch
 
+    def rows_of(self, names: Iterable[str]) -> dict[str, InventoryItem]:
+        """The rows of those of `names` that exist, as the snapshot has them now."""
+        return {name: self.rows[name] for name in names if name in self.rows}
+
     def covers(self, names: Iterable[str]) -> bool:
         """Whether every name was part of the read (a name absent from `rows` does not exist)."""
         return all(name in self.asked for name in names)
@@ -130,11 +134,11 @@ def _reserve_pending(
     order_id = order.order_id
     names = [line.item_name for line in order.lines]
     if snapshot is not None and snapshot.covers(names):
-        stock = {name: snapshot.rows[name] for name in names if name in snapshot.rows}
+        stock = snapshot.rows_of(names)
         short = _shortages(order, stock)
         if short:  # before rejecting, the short lines' stock as it is now
             snapshot.refresh(store, (s.item_name for s in short))
-            stock = {name: snapshot.rows[name] for name in names if name in snapshot.rows}
+            stock = snapshot.rows_of(names)
             short = _shortages(order, stock)
     else:
         stock = store.inventory_get_many(names)

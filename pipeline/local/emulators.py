@@ -14,7 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -461,9 +461,7 @@ class PidFile:
         self._lock = None
 
     def _write(self) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self._record))
-        tmp.replace(self.path)  # a kill mid-write leaves the previous record, never half of one
+        write_json_object(self.path, self._record)
 
 
 def _try_lock(file: Any) -> bool:
@@ -476,6 +474,18 @@ def _try_lock(file: Any) -> bool:
     except BlockingIOError:
         return False
     return True
+
+
+def write_json_object(path: Path, data: Mapping[str, Any], *, private: bool = False) -> None:
+    """Replace `path` whole with `data` as JSON: a kill mid-write leaves the previous file,
+    never half of one (and a reader never sees half of one). `private`: owner-only."""
+    partial = path.with_suffix(".tmp")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o666)
+    with os.fdopen(fd, "w") as out:
+        if private:
+            os.fchmod(out.fileno(), 0o600)  # also when an older partial file was left behind
+        json.dump(data, out, sort_keys=True)
+    os.replace(partial, path)
 
 
 def read_json_object(path: Path) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from pipeline.local.emulators import write_json_object
 from pipeline.local.filters import matches_any_filter
 from pipeline.local.lambdas import FunctionError
 
@@ -105,9 +106,7 @@ class Checkpoints:
         with self._lock:
             self._data[key] = sequence_number
             if self._path:
-                tmp = self._path.with_suffix(".tmp")
-                tmp.write_text(json.dumps(self._data))
-                tmp.replace(self._path)
+                write_json_object(self._path, self._data)
 
 
 class _Poller(threading.Thread):

@@ -20,6 +20,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
 
 from pipeline import aws
+from pipeline.local.emulators import write_json_object
 
 # The kinds of fault, as the command line names them (--fault-kinds).
 THROTTLING = "throttling"  # the service refuses the call: HTTP 400, a throttling code
@@ -226,9 +227,7 @@ class FaultInjector:
         if self.report_path is None or self.calls == self._flushed_calls:
             return
         snapshot = self.snapshot()
-        temporary = self.report_path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(snapshot, sort_keys=True))
-        os.replace(temporary, self.report_path)  # a reader never sees half a file
+        write_json_object(self.report_path, snapshot)
         self._flushed_calls = snapshot["calls"]
 
 

@@ -16,13 +16,11 @@ its owner only). Keys with tags, other key specs or no description are left as m
 from __future__ import annotations
 
 import base64
-import json
-import os
 import threading
 from pathlib import Path
 from typing import Any
 
-from pipeline.local.emulators import read_json_object
+from pipeline.local.emulators import read_json_object, write_json_object
 
 
 def apply(state_file: Path) -> None:
@@ -46,7 +44,8 @@ def apply(state_file: Path) -> None:
                     "KeyId": key.id,
                     "Material": base64.b64encode(key.key_material).decode("ascii"),
                 }
-                _write(state_file, state)
+                state_file.parent.mkdir(parents=True, exist_ok=True)
+                write_json_object(state_file, state, private=True)
                 return key
             # The key this description had before the restart: same id, same material.
             del self.keys[key.id]
@@ -57,13 +56,3 @@ def apply(state_file: Path) -> None:
         return key
 
     models.KmsBackend.create_key = create_key
-
-
-def _write(path: Path, state: dict[str, Any]) -> None:
-    """Replace the file whole (a crash leaves the old one), readable by its owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        json.dump(state, out)
-    os.replace(partial, path)
