@@ -16,7 +16,6 @@ import logging
 import threading
 import time
 import uuid
-import zlib
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -166,6 +165,10 @@ class StreamPoller(_Poller):
     """Feeds a DynamoDB stream to a function."""
 
     shard_refresh_seconds = 5.0
+    # Lambda polls a stream's shard about four times a second. Reading again as soon as a read
+    # returns only makes the emulator answer more, smaller reads while records trickle in: each
+    # costs it (and this process) about a millisecond whatever it carries.
+    read_interval = 0.25
 
     def __init__(
         self,
@@ -204,6 +207,7 @@ class StreamPoller(_Poller):
         self.batches_invoked = 0
         self._shard_list: list[dict[str, Any]] | None = None
         self._shards_fresh_until = 0.0
+        self._next_read: dict[str, float] = {}  # shard id -> monotonic time of its next read
         events = getattr(getattr(streams, "meta", None), "events", None)
         if events is not None:
             events.register(
@@ -255,9 +259,17 @@ class StreamPoller(_Poller):
             # wants one record in four does not get batches a quarter full.
             wanted = self.spec.batch_size * self.spec.parallelization
             while len(records) < wanted and not self.stopping():
+                next_read = self._next_read.get(shard_id, 0.0)
+                if records and next_read >= window_ends:
+                    break  # the window closes before the next read may start
+                if next_read > time.monotonic():
+                    self.pause(next_read - time.monotonic())
+                    if self.stopping():
+                        break
                 iterator = self._iterator(shard_id)
                 if iterator is None:
                     break  # a closed shard, read to its end
+                self._next_read[shard_id] = time.monotonic() + self.read_interval * self._time_scale
                 limit = GET_RECORDS_LIMIT if self.spec.filters else wanted - len(records)
                 try:
                     _raw_records.wanted = True
@@ -294,8 +306,6 @@ class StreamPoller(_Poller):
                 ]
                 if time.monotonic() >= window_ends or (not fetched and not records):
                     break
-                if not fetched:
-                    self.pause(0.05)
             if last_read is not None:
                 busy = True
                 self._deliver(shard_id, records, last_read)
@@ -335,9 +345,15 @@ class StreamPoller(_Poller):
         if self._lanes is None:
             return self._process_in_batches(shard_id, records, first_seen)
         lanes: list[list[dict[str, Any]]] = [[] for _ in range(self.spec.parallelization)]
+        lane_of: dict[str, list[dict[str, Any]]] = {}
         for record in records:
             key = json.dumps(record["dynamodb"].get("Keys", {}), sort_keys=True)
-            lanes[zlib.crc32(key.encode()) % len(lanes)].append(record)
+            lane = lane_of.get(key)
+            if lane is None:
+                # A new key joins the shortest lane: the lanes finish together, where hashing
+                # keys would leave one lane with a second batch while the others sit idle.
+                lane = lane_of[key] = min(lanes, key=len)
+            lane.append(record)
         futures = [
             self._lanes.submit(self._process_in_batches, shard_id, lane, first_seen)
             for lane in lanes

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -346,6 +347,7 @@ def _stream_poller(
     checkpoints: Checkpoints,
     failure_queue: Queue | None,
     sqs: Any,
+    time_scale: float = STREAM_TIME_SCALE,
 ) -> Callable[[threading.Event], StreamPoller]:
     spec = dataclasses.replace(
         spec,
@@ -361,7 +363,7 @@ def _stream_poller(
         region=LOCAL_REGION,
         checkpoints=checkpoints,
         stop=stop,
-        time_scale=STREAM_TIME_SCALE,
+        time_scale=time_scale,
         queue_url_of=urls.__getitem__,
     )
 
@@ -419,7 +421,7 @@ def test_the_provisioned_mappings_carry_the_templates_settings(
         "TRIM_HORIZON",
     )
     assert (stream.bisect, stream.max_retries, stream.max_record_age) == (True, 5, 3600)
-    assert _mapping(provisioned, "stream", lanes=5) == stream  # ParallelizationFactor 5
+    assert _mapping(provisioned, "stream", lanes=10) == stream  # ParallelizationFactor 10
     assert stream.report_item_failures is True
     assert stream.on_failure_arn == failure_queue_arn
     assert [f["eventName"] for f in stream.filters] == [["INSERT"], ["MODIFY"]]
@@ -524,6 +526,63 @@ def test_a_filtered_mapping_gets_full_batches_of_the_records_it_wants(
     # three that each ten records of the stream hold
     assert [len(batch) for batch in function.calls] == [10, 10]
     assert function.all_keys() == ids
+
+
+def test_a_mapping_reads_a_busy_stream_four_times_a_second_not_after_every_answer(
+    provisioned: ProvisionResult, table: Table, sqs: Any
+) -> None:
+    # Given the template's filtered mapping at real time (a batching window of 1 s), and a
+    # stream that gets one of the pipeline's own writes (filtered out) every 20 ms for 1.5 s
+    spec = _mapping(provisioned, "stream")
+    function = FakeFunction()
+    read_at: list[float] = []
+
+    def note_read(**_: Any) -> None:
+        if threading.current_thread().name.startswith("stream:"):
+            read_at.append(time.monotonic())
+
+    events = table.streams.meta.events
+    events.register("before-call.dynamodb-streams.GetRecords", note_read, unique_id="t-reads")
+    make = _stream_poller(spec, table, function, Checkpoints(None), None, sqs, time_scale=1.0)
+    try:
+        with _running(make):
+            ends = time.monotonic() + 1.5
+            written = 0
+            while time.monotonic() < ends:
+                table.put(f"own-{written}", "RESERVED")
+                written += 1
+                time.sleep(0.02)
+            # ...and then a new order
+            table.put("new-order", "PENDING")
+            _until(lambda: function.all_keys() == ["new-order"], "the new order", timeout=10)
+    finally:
+        events.unregister("before-call.dynamodb-streams.GetRecords", unique_id="t-reads")
+    # Then the new order came, and the shard was read at most four times a second while the
+    # writes trickled in, not once per handful of records
+    gaps = [later - earlier for earlier, later in pairwise(read_at)]
+    assert written > 30
+    assert len(read_at) >= 4
+    assert min(gaps) >= 0.2
+
+
+def test_a_reads_keys_are_spread_evenly_over_the_lanes(
+    provisioned: ProvisionResult, table: Table, sqs: Any
+) -> None:
+    # Given eight new orders whose keys would hash unevenly over four lanes (4, 1, 3 and 0)
+    ids = [f"o{i * 37}" for i in range(8)]
+    for order_id in ids:
+        table.put(order_id, "PENDING")
+    spec = dataclasses.replace(
+        _mapping(provisioned, "stream", lanes=4), filters=[], batch_size=2, batching_window=0.5
+    )
+    function = FakeFunction()
+    # When the mapping reads them in one read (4 lanes of batches of 2 want exactly 8)
+    with _running(_stream_poller(spec, table, function, Checkpoints(None), None, sqs)):
+        _until(lambda: len(function.all_keys()) >= len(ids), "every record")
+    # Then each lane got two orders: four full batches, no lane with a second batch to run
+    # while the others wait
+    assert sorted(len(batch) for batch in function.calls) == [2, 2, 2, 2]
+    assert sorted(function.all_keys()) == sorted(ids)
 
 
 def _failure_record(queue: Queue) -> dict[str, Any]:

@@ -1,11 +1,13 @@
-"""The local runtime's size: workers per function, pollers per queue and lanes per stream are
-capped by the machine's cores unless `--max-concurrency` says otherwise."""
+"""The local runtime's size: workers per function and pollers per queue are capped by the
+machine's cores unless `--max-concurrency` says otherwise; a stream mapping keeps its
+ParallelizationFactor (within an explicit cap), with a worker per lane."""
 
 from __future__ import annotations
 
 import pytest
 
 from pipeline.local.__main__ import parse_args
+from pipeline.local.event_sources import MappingSpec
 from pipeline.local.runtime import LocalRuntime, RuntimeOptions, local_concurrency
 
 
@@ -44,3 +46,48 @@ def test_a_cap_that_is_not_a_positive_whole_number_is_refused(
         parse_args(["--max-concurrency", given])
     assert exit_.value.code == 2
     assert "--max-concurrency" in capsys.readouterr().err
+
+
+def _mapping(function: str, source: str, lanes: int = 1, enabled: bool = True) -> MappingSpec:
+    return MappingSpec(
+        logical_id=f"{function}Events",
+        function_name=function,
+        function_arn=f"arn:aws:lambda:us-east-1:123456789012:function:{function}",
+        source_arn=source,
+        batch_size=10,
+        parallelization=lanes,
+        enabled=enabled,
+    )
+
+
+STREAM = "arn:aws:dynamodb:us-east-1:123456789012:table/Orders/stream/2026-01-01T00:00:00.000"
+QUEUE = "arn:aws:sqs:us-east-1:123456789012:orders"
+
+
+def test_a_stream_mapping_keeps_its_parallelization_factor_above_the_core_cap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a 2-core machine (cap 4) and a stream mapping with ParallelizationFactor 10
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    runtime = LocalRuntime(RuntimeOptions(data_dir=None, env_file=None, console=None))
+    reserve = _mapping("Reserve", STREAM, lanes=10)
+    queue = _mapping("Start", QUEUE)
+    off = _mapping("Off", STREAM, lanes=10, enabled=False)
+
+    lanes = runtime.stream_lanes([reserve, queue, off])
+
+    # Then the stream's function gets ten lanes and a worker for each, others the cap
+    assert runtime.concurrency_cap == 4
+    assert lanes == {reserve.function_arn: 10}
+    assert runtime.function_workers(8, lanes[reserve.function_arn]) == 10
+    assert runtime.function_workers(8, lanes.get(queue.function_arn, 0)) == 4
+    assert runtime.function_workers(2, 0) == 2
+
+
+def test_an_explicit_max_concurrency_caps_the_stream_lanes_too() -> None:
+    options = RuntimeOptions(data_dir=None, env_file=None, console=None)
+    options.max_concurrency = 3
+    runtime = LocalRuntime(options)
+    reserve = _mapping("Reserve", STREAM, lanes=10)
+    assert runtime.stream_lanes([reserve]) == {reserve.function_arn: 3}
+    assert runtime.function_workers(8, 3) == 3
