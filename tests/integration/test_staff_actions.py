@@ -13,7 +13,7 @@ import pytest
 
 from pipeline.adapters.dynamodb import DynamoStore
 from pipeline.adapters.mock_carriers import MockCarriers
-from pipeline.adapters.mock_payments import TOKEN_APPROVE, MockPaymentGateway
+from pipeline.adapters.mock_payments import TOKEN_APPROVE, MockPaymentGateway, refund_charge
 from pipeline.adapters.payment_ledger import InMemoryLedger
 from pipeline.domain import InventoryItem, Order
 from pipeline.errors import InvalidOrder, InvalidTransition, OrderNotFound
@@ -263,6 +263,44 @@ def test_a_refund_interrupted_after_the_release_is_settled_by_running_it_again(
     assert _stock(store, name) == 10
 
 
+def test_a_second_refund_pressed_while_the_first_settles_settles_the_same_refund(
+    store: DynamoStore, gateway: MockPaymentGateway
+) -> None:
+    # Given a refund by ann whose gateway call lets bob press Refund in the middle: after
+    # ann's transaction released the stock, before her refund is recorded
+    name = _item(store)
+    flagged = _manual(store, gateway, name)
+    seen: list[Order] = []
+
+    class Interleaved(MockPaymentGateway):
+        def refund(self, transaction_id: str) -> str:
+            if not seen:
+                seen.append(
+                    order_refund_release(
+                        store=store, gateway=gateway, order_id=flagged.order_id,
+                        actor="bob", reason="same order",
+                    )
+                )  # fmt: skip
+            return super().refund(transaction_id)
+
+    # When ann's refund finishes
+    done = order_refund_release(
+        store=store,
+        gateway=Interleaved(ledger=gateway.ledger),
+        order_id=flagged.order_id,
+        actor="ann",
+        reason="cannot ship",
+    )
+    # Then both saw the order refunded with the same refund, ann's move is the only one, the
+    # stock came back once, and nothing is owed
+    assert seen[0].refund is not None and done.refund is not None
+    assert seen[0].refund["RefundId"] == done.refund["RefundId"]
+    moves = store.order_get(flagged.order_id).history[len(flagged.history) :]
+    assert [(m.status, m.actor) for m in moves] == [(OrderStatus.REFUNDED, "ann")]
+    assert _stock(store, name) == 10
+    assert store.order_get(flagged.order_id).refund_due is None
+
+
 def test_mark_shipped_records_carrier_and_tracking(
     store: DynamoStore, gateway: MockPaymentGateway
 ) -> None:
@@ -336,10 +374,23 @@ def test_two_staff_members_racing_on_a_flagged_order_one_wins(
 
     with ThreadPoolExecutor(2) as pool:
         results = sorted(pool.map(run, ["ann", "bob"]))
-    # Then exactly one of them changed the order
-    assert results == ["refused", "won"]
+    # Then exactly one of them changed the order: one history entry, stock given back once
+    final = store.order_get(flagged.order_id)
+    moves = final.history[len(flagged.history) :]
+    assert len(moves) == 1
+    assert moves[0].actor in ("ann", "bob")
     assert len(queue.sent) == (1 if action == "retry" else 0)
     assert _stock(store, name) == (10 if action == "refund" else 7)
+    if action != "refund":
+        assert results == ["refused", "won"]
+        return
+    # And for a refund, the other one was refused, or (when it read the order between the
+    # winner's transaction and its settling) settled the same refund, as a second press after
+    # a crash does: either way one refund, recorded once, and nothing left owing
+    assert results in (["refused", "won"], ["won", "won"])
+    assert final.refund_due is None
+    assert final.refund is not None
+    assert final.refund["RefundId"] == refund_charge(final.refund["TransactionId"])
 
 
 def test_a_rejected_order_cannot_be_refunded_or_retried(store: DynamoStore) -> None:
