@@ -12,7 +12,7 @@ from pathlib import Path
 from pipeline import aws
 from pipeline.local.emulators import REPO_ROOT, Emulator, free_port, moto_server
 from pipeline.local.envfile import read_env_file
-from pipeline.local.runtime import DEFAULT_PORTS
+from pipeline.local.runtime import BACKBONE_NICE, DEFAULT_PORTS
 from pipeline.local.tables import start_tables
 
 
@@ -56,6 +56,7 @@ class Context:
             log_path = self.tmp / "runtime.log"
             command = [
                 sys.executable, "-m", "pipeline.local", "--in-memory", "--quiet",
+                "--nice", str(BACKBONE_NICE),  # as deploy.sh local runs it beside the portal
                 "--env-file", str(env_file), "--parameter", "PaymentSuccessRate=1.0",
                 *(["--max-concurrency", str(self.max_concurrency)] if self.max_concurrency else []),
                 *(arg for name in DEFAULT_PORTS for arg in (f"--{name}-port", "0")),

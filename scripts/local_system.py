@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from pipeline import aws  # noqa: E402 (needs the repository on sys.path)
 from pipeline.local.emulators import port_open  # noqa: E402
 from pipeline.local.envfile import read_env_file  # noqa: E402
-from pipeline.local.runtime import DEFAULT_ENV_FILE  # noqa: E402
+from pipeline.local.runtime import BACKBONE_NICE, DEFAULT_ENV_FILE  # noqa: E402
 from pipeline.local.telemetry import MetricsPublisher, parse_emf  # noqa: E402
 
 LOCAL_DIR = ROOT / ".local"
@@ -158,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         runtime_cmd = [PYTHON, "-m", "pipeline.local", "--env-file", str(DEFAULT_ENV_FILE)]
+        # The portal answers first: the backbone takes the CPU it leaves (pipeline.local --nice).
+        runtime_cmd += ["--nice", str(BACKBONE_NICE)]
         # Webhooks may go to a receiver on this machine (http://127.0.0.1, localhost): the
         # portal's local settings allow adding such endpoints, the delivery function this.
         runtime_cmd += ["--parameter", "WebhookAllowLocalEndpoints=true"]

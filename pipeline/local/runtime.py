@@ -59,6 +59,9 @@ log = logging.getLogger("pipeline.local")
 DEFAULT_PORTS = {"moto": 4566, "dynamodb": 4567, "stepfunctions": 4568, "lambda": 4569}
 DEFAULT_DATA_DIR = REPO_ROOT / ".local" / "data"
 DEFAULT_ENV_FILE = REPO_ROOT / ".local" / "pipeline.env"
+# The CPU priority (`nice`) deploy.sh local and the benchmark give the backbone beside the
+# portal: `python -m pipeline.local --nice`.
+BACKBONE_NICE = 10
 DEFAULT_STACK_NAME = "orders-local"
 
 

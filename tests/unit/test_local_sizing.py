@@ -1,11 +1,15 @@
-"""The local runtime's size: workers per function and pollers per queue are capped by the
-machine's cores unless `--max-concurrency` says otherwise; a stream mapping keeps its
-ParallelizationFactor (within an explicit cap), with a worker per lane."""
+"""The local runtime's size and priority: workers per function and pollers per queue are
+capped by the machine's cores unless `--max-concurrency` says otherwise; a stream mapping keeps
+its ParallelizationFactor (within an explicit cap), with a worker per lane; `--nice` lowers
+the whole backbone's CPU priority."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from pipeline.local.__main__ import main as local_main
 from pipeline.local.__main__ import parse_args
 from pipeline.local.event_sources import MappingSpec
 from pipeline.local.runtime import LocalRuntime, RuntimeOptions, local_concurrency
@@ -91,3 +95,27 @@ def test_an_explicit_max_concurrency_caps_the_stream_lanes_too() -> None:
     reserve = _mapping("Reserve", STREAM, lanes=10)
     assert runtime.stream_lanes([reserve]) == {reserve.function_arn: 3}
     assert runtime.function_workers(8, 3) == 3
+
+
+@pytest.mark.parametrize("given", ["-1", "20", "ten"])
+def test_a_niceness_outside_0_to_19_is_refused(
+    given: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        parse_args(["--nice", given])
+    assert exit_.value.code == 2
+    assert "--nice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "niced"), [(["--nice", "7"], [7]), ([], [])])
+def test_the_backbone_lowers_its_priority_before_it_starts_anything(
+    argv: list[str], niced: list[int], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given a command line, and a template that is not there (so nothing starts)
+    calls: list[int] = []
+    monkeypatch.setattr("os.nice", calls.append)
+    # When the runtime's command runs
+    code = local_main([*argv, "--template", str(tmp_path / "missing.yaml")])
+    # Then it lowered its priority first (what it starts inherits it), only when asked
+    assert code == 2
+    assert calls == niced
