@@ -17,10 +17,10 @@ def run(context: Context) -> dict[str, Any]:
 
     The runtime starts just before: the first burst pays for its function workers starting
     (about half a second of CPU each, up to ten for reservation's lanes, four for the other
-    functions) and for DynamoDB Local's JIT
-    compiling, both once per runtime. Its figures are kept as `cold_*`. The second burst
-    meets what a system in use has, warm workers and compiled code, and is the one measured
-    against the target, as the intake section warms its endpoints before timing.
+    functions) and for DynamoDB Local's JIT compiling, both once per runtime. Its figures are
+    kept as `cold_*`. The second burst meets what a system in use has, warm workers and
+    compiled code, and is the one measured against the target, as the intake section warms its
+    endpoints before timing.
     """
     context.use(context.runtime())
     store = wiring.dynamo_store()

@@ -90,7 +90,7 @@ class RuntimeOptions:
     # At most this many workers per function, pollers per queue mapping and lanes per stream
     # mapping (the template's larger figures are AWS's, on AWS's capacity; here every worker
     # shares this machine's cores). None: local_concurrency() workers and pollers, and each
-    # stream mapping's own ParallelizationFactor (see LocalRuntime._stream_lanes).
+    # stream mapping's own ParallelizationFactor (see LocalRuntime.stream_lanes).
     max_concurrency: int | None = None
 
 
