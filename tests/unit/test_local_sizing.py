@@ -42,14 +42,22 @@ def test_max_concurrency_on_the_command_line_sets_the_cap(given: str, cap: int) 
     assert LocalRuntime(options).concurrency_cap == cap
 
 
-@pytest.mark.parametrize("given", ["0", "-2", "four", "1.5"])
-def test_a_cap_that_is_not_a_positive_whole_number_is_refused(
-    given: str, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("option", "given"),
+    [
+        # a cap must be a positive whole number
+        *(("--max-concurrency", given) for given in ("0", "-2", "four", "1.5")),
+        # a niceness a whole number from 0 to 19
+        *(("--nice", given) for given in ("-1", "20", "ten")),
+    ],
+)
+def test_a_cap_or_niceness_out_of_range_is_refused(
+    option: str, given: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exit_:
-        parse_args(["--max-concurrency", given])
+        parse_args([option, given])
     assert exit_.value.code == 2
-    assert "--max-concurrency" in capsys.readouterr().err
+    assert option in capsys.readouterr().err
 
 
 def _mapping(function: str, source: str, lanes: int = 1, enabled: bool = True) -> MappingSpec:
@@ -95,16 +103,6 @@ def test_an_explicit_max_concurrency_caps_the_stream_lanes_too() -> None:
     reserve = _mapping("Reserve", STREAM, lanes=10)
     assert runtime.stream_lanes([reserve]) == {reserve.function_arn: 3}
     assert runtime.function_workers(8, 3) == 3
-
-
-@pytest.mark.parametrize("given", ["-1", "20", "ten"])
-def test_a_niceness_outside_0_to_19_is_refused(
-    given: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    with pytest.raises(SystemExit) as exit_:
-        parse_args(["--nice", given])
-    assert exit_.value.code == 2
-    assert "--nice" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("argv", "niced"), [(["--nice", "7"], [7]), ([], [])])
