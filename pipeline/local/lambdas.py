@@ -53,6 +53,9 @@ class FunctionSpec:
     environment: dict[str, str] = field(default_factory=dict)
     log_group: str | None = None
     max_concurrency: int = 8
+    # The template's ReservedConcurrentExecutions, when it sets one: Lambda never runs more
+    # at once, so the local runtime gives the function no more workers or stream lanes.
+    reserved_concurrency: int | None = None
 
 
 class _Worker:

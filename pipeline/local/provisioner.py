@@ -469,7 +469,16 @@ class Provisioner:
         variables = {
             k: str(v) for k, v in props.get("Environment", {}).get("Variables", {}).items()
         }
-        concurrency = int(props.get("ReservedConcurrentExecutions") or 8)
+        reserved = props.get("ReservedConcurrentExecutions")
+        reserved = None if reserved is None else int(reserved)
+        if reserved == 0:
+            # Lambda throttles every invocation of such a function (a switch to stop it); the
+            # local runtime has no throttling to show for it.
+            raise TemplateError(
+                f"{logical_id}: ReservedConcurrentExecutions 0 (a function that never runs) is "
+                "not supported by the local runtime"
+            )
+        concurrency = reserved or 8
         self.functions.append(
             FunctionSpec(
                 logical_id=logical_id,
@@ -484,6 +493,7 @@ class Provisioner:
                 environment=variables,
                 log_group=logging_config.get("LogGroup"),
                 max_concurrency=max(1, min(concurrency, 8)),
+                reserved_concurrency=reserved,
             )
         )
         return Physical(name, {"Arn": arn})

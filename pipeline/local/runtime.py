@@ -231,10 +231,17 @@ class LocalRuntime:
 
         base_env = {**self._function_base_env(), **self._fault_env()}
         cap = self.concurrency_cap
-        lanes = self.stream_lanes(self.result.mappings)
+        reserved = {
+            spec.arn: spec.reserved_concurrency
+            for spec in self.result.functions
+            if spec.reserved_concurrency is not None
+        }
+        lanes = self.stream_lanes(self.result.mappings, reserved)
         for spec in self.result.functions:
             spec.environment.update(opts.function_env)
-            workers = self.function_workers(spec.max_concurrency, lanes.get(spec.arn, 0))
+            workers = self.function_workers(
+                spec.max_concurrency, lanes.get(spec.arn, 0), spec.reserved_concurrency
+            )
             local_spec = replace(spec, max_concurrency=workers)
             function = LocalFunction(
                 local_spec, base_env, log=self.logs, observe=self._invocation_observed
@@ -265,24 +272,31 @@ class LocalRuntime:
         if opts.env_file is not None:
             write_env_file(opts.env_file, self.client_env())
 
-    def stream_lanes(self, mappings: list[MappingSpec]) -> dict[str, int]:
+    def stream_lanes(
+        self, mappings: list[MappingSpec], reserved: Mapping[str, int] | None = None
+    ) -> dict[str, int]:
         """Lanes per function fed by a stream: its mapping's ParallelizationFactor, capped only
-        by an explicit --max-concurrency. The lanes are the pipeline's entry and wait on
-        DynamoDB's answers most of the time; capped at the cores, every reservation of a burst
-        queued behind the workflow's steps (reservation p95 of a warm burst of 300: 4.1 s with
-        4 lanes, 2.3 s with 8, for the same CPU per order)."""
+        by an explicit --max-concurrency and by the function's reserved concurrency (`reserved`,
+        by function ARN: Lambda would throttle the lanes above it). The lanes are the pipeline's
+        entry and wait on DynamoDB's answers most of the time; capped at the cores, every
+        reservation of a burst queued behind the workflow's steps (reservation p95 of a warm
+        burst of 300: 4.1 s with 4 lanes, 2.3 s with 8, for the same CPU per order)."""
         limit = self.options.max_concurrency or 10  # AWS's largest ParallelizationFactor
         lanes: dict[str, int] = {}
         for mapping in mappings:
             if mapping.enabled and ":sqs:" not in mapping.source_arn:
                 wanted = min(mapping.parallelization, limit)
+                if reserved and mapping.function_arn in reserved:
+                    wanted = min(wanted, reserved[mapping.function_arn])
                 lanes[mapping.function_arn] = max(lanes.get(mapping.function_arn, 1), wanted)
         return lanes
 
-    def function_workers(self, declared: int, lanes: int) -> int:
+    def function_workers(self, declared: int, lanes: int, reserved: int | None = None) -> int:
         """Warm workers a function may have: its declared concurrency within the cap, and at
-        least one per stream lane feeding it, so that no lane waits for a worker."""
-        return max(min(declared, self.concurrency_cap), lanes)
+        least one per stream lane feeding it, so that no lane waits for a worker; never more
+        than the concurrency the template reserves for it (`reserved`), as Lambda would run."""
+        workers = max(min(declared, self.concurrency_cap), lanes)
+        return workers if reserved is None else min(workers, reserved)
 
     @property
     def concurrency_cap(self) -> int:

@@ -26,7 +26,7 @@ from pipeline.local.emulators import (
     moto_server,
     port_open,
 )
-from pipeline.local.provisioner import Provisioner
+from pipeline.local.provisioner import Provisioner, ProvisionResult
 from pipeline.local.runtime import DEFAULT_PORTS
 from pipeline.local.stepfunctions.server import StepFunctionsServer
 
@@ -80,6 +80,10 @@ def _kinesis_on_table(template: dict[str, Any], definition: dict[str, Any]) -> N
     }
 
 
+def _no_concurrency(template: dict[str, Any], definition: dict[str, Any]) -> None:
+    template["Resources"]["ShippingFunction"]["Properties"]["ReservedConcurrentExecutions"] = 0
+
+
 # (change, words the refusal must contain: the feature, then the resource)
 CASES: dict[str, tuple[Change, list[str]]] = {
     "s3-bucket": (_add_bucket, ["AWS::S3::Bucket", "ArchiveBucket"]),
@@ -95,6 +99,7 @@ CASES: dict[str, tuple[Change, list[str]]] = {
     "map-state": (_map_state, ["Map", "ShipEachLine", "OrderWorkflow"]),
     "node-runtime": (_node_runtime, ["nodejs20.x", "ShippingFunction"]),
     "kinesis-on-table": (_kinesis_on_table, ["KinesisStreamSpecification", "OrdersTable"]),
+    "no-concurrency": (_no_concurrency, ["ReservedConcurrentExecutions 0", "ShippingFunction"]),
 }
 
 
@@ -179,9 +184,9 @@ def clients() -> Iterator[dict[str, Any]]:
 
 def _provision(
     path: Path, clients: dict[str, Any], stack_name: str, parameters: dict[str, str] | None = None
-) -> None:
+) -> ProvisionResult:
     cfn, code_dirs = _translate(path, stack_name)
-    Provisioner(
+    return Provisioner(
         cfn,
         code_dirs,
         stack_name=stack_name,
@@ -210,6 +215,22 @@ def test_a_parameter_outside_its_allowed_pattern_is_refused(
     # Then the parameter and its AllowedPattern are named
     assert "PaymentSuccessRate=1.5" in str(refused.value)
     assert "does not match" in str(refused.value)
+
+
+def test_a_reserved_concurrency_is_kept_apart_from_none(
+    tmp_path: Path, clients: dict[str, Any]
+) -> None:
+    # Given the template with 3 reserved for the shipping function, and none for the others
+    def reserve_three(template: dict[str, Any], definition: dict[str, Any]) -> None:
+        template["Resources"]["ShippingFunction"]["Properties"]["ReservedConcurrentExecutions"] = 3
+
+    path = _modified_template(tmp_path, reserve_three)
+    # When it is provisioned
+    result = _provision(path, clients, "reserved", {"PaymentSuccessRate": "1.0"})
+    # Then the shipping function carries its 3 and the others say nothing was reserved
+    reserved = {spec.logical_id: spec.reserved_concurrency for spec in result.functions}
+    assert reserved.pop("ShippingFunction") == 3
+    assert set(reserved.values()) == {None}
 
 
 @pytest.mark.parametrize("case", list(CASES))

@@ -1,7 +1,7 @@
 """The local runtime's size and priority: workers per function and pollers per queue are
 capped by the machine's cores unless `--max-concurrency` says otherwise; a stream mapping keeps
-its ParallelizationFactor (within an explicit cap), with a worker per lane; `--nice` lowers
-the whole backbone's CPU priority."""
+its ParallelizationFactor (within an explicit cap), with a worker per lane; a function's
+ReservedConcurrentExecutions caps both; `--nice` lowers the whole backbone's CPU priority."""
 
 from __future__ import annotations
 
@@ -103,6 +103,24 @@ def test_an_explicit_max_concurrency_caps_the_stream_lanes_too() -> None:
     reserve = _mapping("Reserve", STREAM, lanes=10)
     assert runtime.stream_lanes([reserve]) == {reserve.function_arn: 3}
     assert runtime.function_workers(8, 3) == 3
+
+
+def test_a_reserved_concurrency_caps_the_workers_and_the_stream_lanes() -> None:
+    # Given a 2-core machine's runtime (cap 4) and a stream mapping with ParallelizationFactor 10
+    options = RuntimeOptions(data_dir=None, env_file=None, console=None)
+    options.max_concurrency = 4
+    runtime = LocalRuntime(options)
+    reserve = _mapping("Reserve", STREAM, lanes=10)
+
+    # When its function reserves 3, Lambda runs at most 3 at once: 3 lanes, 3 workers
+    lanes = runtime.stream_lanes([reserve], {reserve.function_arn: 3})
+    assert lanes == {reserve.function_arn: 3}
+    assert runtime.function_workers(8, lanes[reserve.function_arn], 3) == 3
+
+    # And a reservation is a ceiling, not a floor: under the cap it caps, above it changes nothing
+    assert runtime.function_workers(8, 0, 2) == 2
+    assert runtime.function_workers(2, 0, 6) == 2
+    assert runtime.function_workers(8, 0, None) == 4
 
 
 @pytest.mark.parametrize(("argv", "niced"), [(["--nice", "7"], [7]), ([], [])])
