@@ -21,7 +21,7 @@ from typing import Any
 
 from bench import png
 from bench.context import Context
-from bench.machine import describe
+from bench.machine import calibration_ms, conditions, cpu_ticks, describe
 
 SECTIONS = ("intake", "burst", "hot", "steady", "replay", "portal")
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -114,6 +114,15 @@ def markdown(doc: dict[str, Any], made: list[tuple[str, str]]) -> str:
         lines.append(f"| `{section}.{key}` | {_fmt(value)} | {bound} | {verdict} |")
     for section, figures in doc["results"].items():
         lines += ["", f"## {section}", ""]
+        if section in doc.get("conditions", {}):
+            seen = doc["conditions"][section]
+            lines += [
+                f"While it ran the cores were {seen['busy_pct']}% busy and the host took "
+                f"{seen['steal_pct']}% of their time for other guests; the calibration after it "
+                f"took {seen['calibration_ms_after']} ms (at the start of the run: "
+                f"{doc['machine'].get('calibration_ms_at_start')} ms).",
+                "",
+            ]
         if section in doc["errors"]:
             lines += ["Failed:", "", "```", doc["errors"][section], "```"]
             continue
@@ -155,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
         "machine": describe(),
         "results": {},
+        "conditions": {},
         "errors": {},
     }
     begun = time.monotonic()
@@ -163,12 +173,17 @@ def main(argv: list[str] | None = None) -> int:
         for section in chosen:
             print(f"bench: {section} ...", flush=True)
             module = importlib.import_module(f"bench.sections.{section}")
+            before = cpu_ticks()
             try:
                 doc["results"][section] = module.run(context)
             except (Exception, SystemExit):  # one section failing still reports the others
                 doc["results"][section] = {}
                 doc["errors"][section] = traceback.format_exc()
                 print(doc["errors"][section], file=sys.stderr)
+            doc["conditions"][section] = {
+                **conditions(before, cpu_ticks()),
+                "calibration_ms_after": calibration_ms(),
+            }
             # Written after every section: a run stopped part-way keeps what it measured.
             write(doc, args.out, time.monotonic() - begun)
     finally:
