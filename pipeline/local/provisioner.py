@@ -54,6 +54,23 @@ NO_LOCAL_EFFECT_TYPES = {
 }
 
 
+def _reserved_concurrency(logical_id: str, value: Any) -> int | None:
+    """A function's ReservedConcurrentExecutions as a number (None: not set); TemplateError
+    for what CloudFormation would refuse, anything but a whole number of 0 or more."""
+    if value is None:
+        return None
+    try:
+        number = int(str(value))
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise TemplateError(
+            f"{logical_id}: ReservedConcurrentExecutions {value!r} is not a whole number of 0 "
+            "or more"
+        )
+    return number
+
+
 @dataclass
 class Physical:
     """What a created resource answers to Ref and Fn::GetAtt."""
@@ -469,8 +486,7 @@ class Provisioner:
         variables = {
             k: str(v) for k, v in props.get("Environment", {}).get("Variables", {}).items()
         }
-        reserved = props.get("ReservedConcurrentExecutions")
-        reserved = None if reserved is None else int(reserved)
+        reserved = _reserved_concurrency(logical_id, props.get("ReservedConcurrentExecutions"))
         if reserved == 0:
             # Lambda throttles every invocation of such a function (a switch to stop it); the
             # local runtime has no throttling to show for it.

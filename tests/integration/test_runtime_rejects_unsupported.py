@@ -80,8 +80,12 @@ def _kinesis_on_table(template: dict[str, Any], definition: dict[str, Any]) -> N
     }
 
 
-def _no_concurrency(template: dict[str, Any], definition: dict[str, Any]) -> None:
-    template["Resources"]["ShippingFunction"]["Properties"]["ReservedConcurrentExecutions"] = 0
+def _reserve(value: Any) -> Change:
+    def change(template: dict[str, Any], definition: dict[str, Any]) -> None:
+        properties = template["Resources"]["ShippingFunction"]["Properties"]
+        properties["ReservedConcurrentExecutions"] = value
+
+    return change
 
 
 # (change, words the refusal must contain: the feature, then the resource)
@@ -99,7 +103,12 @@ CASES: dict[str, tuple[Change, list[str]]] = {
     "map-state": (_map_state, ["Map", "ShipEachLine", "OrderWorkflow"]),
     "node-runtime": (_node_runtime, ["nodejs20.x", "ShippingFunction"]),
     "kinesis-on-table": (_kinesis_on_table, ["KinesisStreamSpecification", "OrdersTable"]),
-    "no-concurrency": (_no_concurrency, ["ReservedConcurrentExecutions 0", "ShippingFunction"]),
+    "no-concurrency": (_reserve(0), ["ReservedConcurrentExecutions 0", "ShippingFunction"]),
+    "negative-concurrency": (_reserve(-2), ["ReservedConcurrentExecutions -2", "ShippingFunction"]),
+    "concurrency-not-a-number": (
+        _reserve("many"),
+        ["ReservedConcurrentExecutions 'many'", "ShippingFunction"],
+    ),
 }
 
 
@@ -221,10 +230,7 @@ def test_a_reserved_concurrency_is_kept_apart_from_none(
     tmp_path: Path, clients: dict[str, Any]
 ) -> None:
     # Given the template with 3 reserved for the shipping function, and none for the others
-    def reserve_three(template: dict[str, Any], definition: dict[str, Any]) -> None:
-        template["Resources"]["ShippingFunction"]["Properties"]["ReservedConcurrentExecutions"] = 3
-
-    path = _modified_template(tmp_path, reserve_three)
+    path = _modified_template(tmp_path, _reserve(3))
     # When it is provisioned
     result = _provision(path, clients, "reserved", {"PaymentSuccessRate": "1.0"})
     # Then the shipping function carries its 3 and the others say nothing was reserved

@@ -106,7 +106,7 @@ def test_an_explicit_max_concurrency_caps_the_stream_lanes_too() -> None:
 
 
 def test_a_reserved_concurrency_caps_the_workers_and_the_stream_lanes() -> None:
-    # Given a 2-core machine's runtime (cap 4) and a stream mapping with ParallelizationFactor 10
+    # Given a runtime capped at 4 and a stream mapping with ParallelizationFactor 10
     options = RuntimeOptions(data_dir=None, env_file=None, console=None)
     options.max_concurrency = 4
     runtime = LocalRuntime(options)
