@@ -290,3 +290,24 @@ class PurgeForm(forms.Form):
                 "That is not this queue's name: nothing was purged. Type it exactly."
             )
         return typed
+
+
+class PreferencesForm(forms.Form):
+    """A staff member's time zone: any IANA name this machine knows, or the portal's default."""
+
+    time_zone = forms.ChoiceField(
+        label="Time zone",
+        required=False,
+        help_text="Dates and times everywhere in the portal are shown in it.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from operations.time_zones import known_zones
+
+        super().__init__(*args, **kwargs)
+        default = ("", f"The portal's default ({settings.TIME_ZONE})")
+        self.fields["time_zone"].choices = [default, *((z, z) for z in known_zones())]
+        self.fields["time_zone"].error_messages["invalid_choice"] = (
+            "%(value)s is not a time zone this portal knows: choose one from the list "
+            "(IANA names, such as Europe/Paris)."
+        )

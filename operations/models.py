@@ -361,3 +361,26 @@ class BackgroundJob(models.Model):
         if not self.total:
             return 100 if self.done else None
         return min(100, round(100 * self.progress / self.total))
+
+
+class StaffPreferences(models.Model):
+    """A staff member's own settings for the portal: the time zone its dates are shown in
+    (empty: the portal's TIME_ZONE). Each member sets their own on /ops/preferences/."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="portal_preferences",
+    )
+    time_zone = models.CharField(
+        max_length=64, blank=True, help_text="An IANA time zone name, such as Europe/Paris."
+    )
+
+    class Meta:
+        verbose_name_plural = "staff preferences"
+        # Nobody edits another member's preferences: no admin page, no permissions.
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"preferences of {self.user_id}"

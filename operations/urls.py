@@ -21,6 +21,7 @@ from operations.views.inventory import (
 )
 from operations.views.jobs import job_progress_view, job_start_view, job_view, jobs_view
 from operations.views.orders import order_action_view, order_detail_view, orders_view
+from operations.views.preferences import preferences_view
 
 app_name = "operations"
 
@@ -68,6 +69,7 @@ to_job = moved("admin:operations_replayjob_change", job=True)
 
 urlpatterns = [
     path("", dashboard_view, name="dashboard"),
+    path("preferences/", preferences_view, name="preferences"),
     path("orders/", orders_view, name="orders"),
     # Kept for old links and bookmarks: the re-queue now runs as a background job.
     path(
