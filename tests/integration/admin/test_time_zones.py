@@ -12,16 +12,13 @@ from operations.models import StaffPreferences
 from operations.time_zones import staff_zone
 from pipeline.adapters.dynamodb import DynamoStore
 from tests.integration.admin.conftest import client_for, csrf_post, member
+from tests.integration.admin.test_orders import LIST, change_url
+from tests.integration.admin.test_orders import text as _text
 from tests.integration.ops.orders import make_order, unique
 
 pytestmark = pytest.mark.integration
 
 PREFERENCES = "/ops/preferences/"
-LIST = "/admin/operations/order/"
-
-
-def _text(response: Any) -> str:
-    return response.content.decode()
 
 
 def test_a_member_who_chose_tokyo_sees_tokyo_time_and_the_others_the_portals(
@@ -39,7 +36,7 @@ def test_a_member_who_chose_tokyo_sees_tokyo_time_and_the_others_the_portals(
     # Then the orders list and the order's page show 19:00 JST to them
     listing = _text(tokyo.get(LIST, {"q": f"tz {stem}"}))
     assert "2026-01-05 19:00:00 JST" in listing
-    page = _text(tokyo.get(f"{LIST}{order.order_id}/change/"))
+    page = _text(tokyo.get(change_url(order.order_id)))
     assert "2026-01-05 19:00:00 JST" in page
     assert "Asia/Tokyo" in _text(tokyo.get(PREFERENCES))
     # And the other member still sees the portal's zone (UTC here)
