@@ -96,10 +96,14 @@ def test_a_stream_mapping_keeps_its_parallelization_factor_above_the_core_cap(
     assert runtime.function_workers(2, 0) == 2
 
 
-def test_an_explicit_max_concurrency_caps_the_stream_lanes_too() -> None:
+def _runtime_capped_at(cap: int) -> LocalRuntime:
     options = RuntimeOptions(data_dir=None, env_file=None, console=None)
-    options.max_concurrency = 3
-    runtime = LocalRuntime(options)
+    options.max_concurrency = cap
+    return LocalRuntime(options)
+
+
+def test_an_explicit_max_concurrency_caps_the_stream_lanes_too() -> None:
+    runtime = _runtime_capped_at(3)
     reserve = _mapping("Reserve", STREAM, lanes=10)
     assert runtime.stream_lanes([reserve]) == {reserve.function_arn: 3}
     assert runtime.function_workers(8, 3) == 3
@@ -107,9 +111,7 @@ def test_an_explicit_max_concurrency_caps_the_stream_lanes_too() -> None:
 
 def test_a_reserved_concurrency_caps_the_workers_and_the_stream_lanes() -> None:
     # Given a runtime capped at 4 and a stream mapping with ParallelizationFactor 10
-    options = RuntimeOptions(data_dir=None, env_file=None, console=None)
-    options.max_concurrency = 4
-    runtime = LocalRuntime(options)
+    runtime = _runtime_capped_at(4)
     reserve = _mapping("Reserve", STREAM, lanes=10)
 
     # When its function reserves 3, Lambda runs at most 3 at once: 3 lanes, 3 workers
