@@ -10,7 +10,6 @@ from django.utils import timezone
 
 from operations.forms import PreferencesForm
 from operations.models import StaffPreferences
-from operations.time_zones import zone_named
 from operations.web import ops_render, staff_required
 
 
@@ -30,15 +29,14 @@ def preferences_view(request: HttpRequest) -> HttpResponse:
             return HttpResponseRedirect(reverse("operations:preferences"))
     else:
         form = PreferencesForm(initial={"time_zone": saved.time_zone if saved else ""})
-    # The zone this page itself was drawn in (the middleware activated the saved one).
-    zone = zone_named(saved.time_zone) if saved else None
+    # The zone this page is drawn in: the one the middleware activated for this member.
     now = timezone.localtime(timezone.now())
     return ops_render(
         request,
         "operations/preferences.html",
         {
             "form": form,
-            "zone_name": zone.key if zone else settings.TIME_ZONE,
+            "zone_name": timezone.get_current_timezone_name(),
             "now": now.strftime("%Y-%m-%d %H:%M ") + (now.tzname() or ""),
         },
         title="Your preferences",

@@ -55,8 +55,10 @@ NO_LOCAL_EFFECT_TYPES = {
 
 
 def _reserved_concurrency(logical_id: str, value: Any) -> int | None:
-    """A function's ReservedConcurrentExecutions as a number (None: not set); TemplateError
-    for what CloudFormation would refuse, anything but a whole number of 0 or more."""
+    """A function's ReservedConcurrentExecutions as a number (None: not set). TemplateError
+    for what CloudFormation would refuse (anything but a whole number of 0 or more) and for 0,
+    which Lambda allows as a switch that throttles every invocation: the local runtime has no
+    throttling to show for it."""
     if value is None:
         return None
     try:
@@ -67,6 +69,11 @@ def _reserved_concurrency(logical_id: str, value: Any) -> int | None:
         raise TemplateError(
             f"{logical_id}: ReservedConcurrentExecutions {value!r} is not a whole number of 0 "
             "or more"
+        )
+    if number == 0:
+        raise TemplateError(
+            f"{logical_id}: ReservedConcurrentExecutions 0 (a function that never runs) is "
+            "not supported by the local runtime"
         )
     return number
 
@@ -487,14 +494,6 @@ class Provisioner:
             k: str(v) for k, v in props.get("Environment", {}).get("Variables", {}).items()
         }
         reserved = _reserved_concurrency(logical_id, props.get("ReservedConcurrentExecutions"))
-        if reserved == 0:
-            # Lambda throttles every invocation of such a function (a switch to stop it); the
-            # local runtime has no throttling to show for it.
-            raise TemplateError(
-                f"{logical_id}: ReservedConcurrentExecutions 0 (a function that never runs) is "
-                "not supported by the local runtime"
-            )
-        concurrency = reserved or 8
         self.functions.append(
             FunctionSpec(
                 logical_id=logical_id,
@@ -508,7 +507,7 @@ class Provisioner:
                 memory=int(props.get("MemorySize", 128)),
                 environment=variables,
                 log_group=logging_config.get("LogGroup"),
-                max_concurrency=max(1, min(concurrency, 8)),
+                max_concurrency=min(reserved or 8, 8),
                 reserved_concurrency=reserved,
             )
         )
