@@ -1,4 +1,5 @@
-"""DLQ replay jobs: queued by the DLQ pages (or `manage.py replay_dlq`), run by a Celery worker.
+"""DLQ replay jobs: queued by the DLQ pages, a key's webhooks page (its dead-lettered
+deliveries) or `manage.py replay_dlq`, run by a Celery worker.
 
 A job's life: QUEUED (its task sent) -> RUNNING (a worker claimed it with a new lease) ->
 SUCCEEDED, or CANCELLED (staff asked: the worker stops between batches, CANCELLING meanwhile),
@@ -40,6 +41,7 @@ from pipeline.dlq import (
     dlq_replay,
     stream_failures_replay,
 )
+from pipeline.webhooks_flow import dead_letters_replay
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,8 @@ Queue = ReplayJob.Queue
 COUNTS = ("sent", "skipped", "left", "failed", "passed")
 MIN_RATE = 0.1
 FILTERS = ("order_id", "min_age_seconds", "max_age_seconds", "min_receives", "max_receives")
+# A webhook DLQ job's scope: one key's deliveries (client_id, required), or one endpoint's.
+WEBHOOK_FILTERS = ("client_id", "subscription_id")
 
 
 class JobRefused(Exception):
@@ -82,9 +86,13 @@ def create_replay_job(
     # is written between batches, so a slower job would look dead while it waits.
     if not MIN_RATE <= rate <= MAX_RATE:
         raise JobRefused(f"The rate must be {MIN_RATE:g} to {MAX_RATE:g} messages a second.")
-    unknown = set(filters or {}) - set(FILTERS)
+    webhooks = queue == Queue.WEBHOOK_DLQ
+    unknown = set(filters or {}) - set(FILTERS + WEBHOOK_FILTERS if webhooks else FILTERS)
     if unknown:
         raise ValueError(f"unknown filters: {sorted(unknown)}")
+    if webhooks and not (filters or {}).get("client_id"):
+        # Without it the job would move every key's dead letters, which no page offers.
+        raise ValueError("a replay of the webhook DLQ needs the filter client_id")
     try:
         with transaction.atomic():
             job = ReplayJob.objects.create(
@@ -269,6 +277,14 @@ def _replay(
         "wait_seconds": settings.OPS_REPLAY_WAIT_SECONDS,
         "settle_seconds": _settle_seconds(job),
     }
+    if job.is_webhooks:
+        return dead_letters_replay(
+            dlq=wiring.webhook_dead_letter_queue(),
+            queue=wiring.webhook_deliveries_queue(),
+            client_id=job.filters["client_id"],
+            subscription_id=job.filters.get("subscription_id") or None,
+            **options,
+        )
     if job.is_stream_failures:
         return stream_failures_replay(
             queue=wiring.stream_failure_queue(),

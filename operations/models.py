@@ -108,6 +108,9 @@ class ReplayJob(models.Model):
     class Queue(models.TextChoices):
         ORDERS_DLQ = "orders-dlq", "Orders dead-letter queue"
         STREAM_FAILURES = "stream-failures", "Stream-failure queue"
+        # One API key's (or one endpoint's) dead-lettered webhook deliveries: started from the
+        # key's webhooks page, scoped by the job's filters client_id and subscription_id.
+        WEBHOOK_DLQ = "webhook-dlq", "Webhook deliveries dead-letter queue"
 
     class State(models.TextChoices):
         QUEUED = "queued", "queued"
@@ -219,6 +222,11 @@ class ReplayJob(models.Model):
     def is_stream_failures(self) -> bool:
         """A re-drive of failed stream batches, not a resend of fulfilment requests."""
         return self.queue == self.Queue.STREAM_FAILURES
+
+    @property
+    def is_webhooks(self) -> bool:
+        """A replay of dead-lettered webhook deliveries (one key's, or one endpoint's)."""
+        return self.queue == self.Queue.WEBHOOK_DLQ
 
     def as_progress(self) -> dict[str, object]:
         """The JSON the job page polls."""

@@ -188,6 +188,8 @@ def queue_for(queue: str) -> SqsQueue:
         return wiring.stream_failure_queue()
     if queue == ReplayJob.Queue.ORDERS_DLQ:
         return wiring.dead_letter_queue()
+    if queue == ReplayJob.Queue.WEBHOOK_DLQ:
+        return wiring.webhook_dead_letter_queue()
     raise ValueError(f"no such dead-letter queue: {queue}")
 
 

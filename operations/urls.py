@@ -26,10 +26,18 @@ from operations.views.preferences import preferences_view
 app_name = "operations"
 
 
-class DeadLetterQueueConverter:
-    """A dead-letter queue in a URL: one of ReplayJob.Queue's values."""
+# The queues whose pages lived here; the webhook DLQ never had one (its replays start from a
+# key's webhooks page).
+QUEUE_PAGES = {
+    ReplayJob.Queue.ORDERS_DLQ: "admin:operations_ordersdeadletter_changelist",
+    ReplayJob.Queue.STREAM_FAILURES: "admin:operations_streamfailure_changelist",
+}
 
-    regex = "|".join(ReplayJob.Queue.values)
+
+class DeadLetterQueueConverter:
+    """A dead-letter queue in an old URL: one of QUEUE_PAGES' keys."""
+
+    regex = "|".join(QUEUE_PAGES)
 
     def to_python(self, value: str) -> str:
         """The value as it is."""
@@ -41,11 +49,6 @@ class DeadLetterQueueConverter:
 
 
 register_converter(DeadLetterQueueConverter, "dlq")
-
-QUEUE_PAGES = {
-    ReplayJob.Queue.ORDERS_DLQ: "admin:operations_ordersdeadletter_changelist",
-    ReplayJob.Queue.STREAM_FAILURES: "admin:operations_streamfailure_changelist",
-}
 
 
 def moved(name: str, *, queue_page: bool = False, job: bool = False) -> Any:

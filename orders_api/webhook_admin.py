@@ -1,5 +1,6 @@
 """The webhooks of one API key, on its admin page: endpoints added (secret shown once), removed,
-enabled or disabled, their latest attempts, one event resent, dead letters replayed."""
+enabled or disabled, their latest attempts, one event resent. Its "replay dead letters" button
+posts to the replay jobs' admin (operations/admin/webhook_replays.py), which runs it as a job."""
 
 from __future__ import annotations
 
@@ -24,19 +25,13 @@ from pipeline.webhooks import (
     check_events,
     new_secret,
 )
-from pipeline.webhooks_flow import DeliveryQueue, dead_letters_replay, resend
-from pipeline.webhooks_store import (
-    ENV_DELIVERIES_DLQ_URL,
-    ENV_DELIVERIES_QUEUE_URL,
-    WebhookStore,
-)
+from pipeline.webhooks_flow import DeliveryQueue, resend
+from pipeline.webhooks_store import ENV_DELIVERIES_QUEUE_URL, WebhookStore
 
 log = logging.getLogger(__name__)
 
 MANAGE = "orders_api.manage_webhooks"
 VIEW = "orders_api.view_clientapikey"
-# Dead-lettered deliveries moved back per replay (each one SQS receive of up to 10).
-REPLAY_MAX = 500
 
 
 def allow_local() -> bool:
@@ -80,7 +75,7 @@ def webhooks_view(
     model_admin: admin.ModelAdmin, request: HttpRequest, object_id: str
 ) -> HttpResponse:
     """GET: the key's endpoints and attempts. POST (manage_webhooks): add, remove, enable,
-    disable, resend, replay. A new secret is shown in this response only: never in a cookie,
+    disable, resend. A new secret is shown in this response only: never in a cookie,
     a message, a log or a redirect."""
     if not request.user.has_perm(VIEW):
         raise PermissionDenied
@@ -181,29 +176,4 @@ def _act(
             request, key, f"Resent webhook event {event_id} to {subscription.url}"
         )
         return f"Event {event_id} queued for delivery again."
-    if action == "replay":
-        moved = replay_dead_letters(key.client_id, sub_id)
-        model_admin.log_change(
-            request, key, f"Replayed {moved} dead-lettered webhook deliveries to {subscription.url}"
-        )
-        return f"{moved} dead-lettered deliveries queued again with a fresh retry window."
     return "Unknown action."
-
-
-def replay_dead_letters(client_id: str, subscription_id: str, limit: int = REPLAY_MAX) -> int:
-    """Move this endpoint's dead-lettered deliveries back to the deliveries queue through the
-    DLQ replay machinery (pipeline/dlq.py); others stay in the DLQ. How many were moved."""
-    import os
-
-    from pipeline.adapters.sqs import SqsQueue
-
-    result = dead_letters_replay(
-        dlq=SqsQueue(os.environ[ENV_DELIVERIES_DLQ_URL]),
-        queue=DeliveryQueue(os.environ[ENV_DELIVERIES_QUEUE_URL]),
-        client_id=client_id,
-        subscription_id=subscription_id,
-        limit=limit,
-        wait_seconds=0,
-        max_empty_receives=1,
-    )
-    return result.sent

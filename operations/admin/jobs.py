@@ -1,8 +1,10 @@
 """Replay jobs and background jobs in the admin: read-only, with a replay's progress (polled),
-cancel and resume (POST, needing replay_deadletters)."""
+cancel and resume (POST, needing replay_deadletters, or manage_webhooks for a webhook DLQ
+replay)."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -16,7 +18,9 @@ from django.utils.text import capfirst
 from django.views.decorators.http import require_POST, require_safe
 
 from operations import selectors
+from operations.admin import webhook_replays
 from operations.admin.audit import ReadOnlyAdmin
+from operations.admin.webhook_replays import KeyFilter
 from operations.jobs import (
     JobRefused,
     cancel_replay_job,
@@ -25,6 +29,7 @@ from operations.jobs import (
     sent_label,
 )
 from operations.models import AuditLogEntry, BackgroundJob, ReplayJob
+from orders_api.models import ClientAPIKey
 from pipeline.dlq import SWEEP_FALLBACK
 
 REPLAY_PERMISSION = "operations.replay_deadletters"
@@ -34,9 +39,31 @@ QUEUE_MODELS = {
 }
 
 
+WEBHOOKS_PERMISSION = "orders_api.manage_webhooks"
+
+
 def queue_changelist(queue: str) -> str:
-    """The admin page of a ReplayJob.Queue."""
+    """The admin page of a ReplayJob.Queue (of the two with a page of their own)."""
     return reverse(f"admin:operations_{QUEUE_MODELS[queue]}_changelist")
+
+
+def source_page(job: ReplayJob) -> str:
+    """Where the job's replay was started: its queue's page, or for a webhook DLQ replay the
+    webhooks page of the key whose deliveries it moves (the key list if the key is gone)."""
+    if not job.is_webhooks:
+        return queue_changelist(job.queue)
+    key = ClientAPIKey.objects.filter(prefix=job.filters.get("client_id", "")).first()
+    if key is None:
+        return reverse("admin:orders_api_clientapikey_changelist")
+    return reverse("admin:orders_api_clientapikey_webhooks", args=[key.pk])
+
+
+def may_steer(user: Any, job: ReplayJob) -> bool:
+    """Whether `user` may cancel or resume `job`: replay_deadletters, or for a webhook DLQ
+    replay the permission that started it."""
+    return user.has_perm(REPLAY_PERMISSION) or (
+        job.is_webhooks and user.has_perm(WEBHOOKS_PERMISSION)
+    )
 
 
 def job_url(job: ReplayJob) -> str:
@@ -50,7 +77,7 @@ class ReplayJobAdmin(ReadOnlyAdmin):
 
     change_form_template = "admin/operations/replayjob/change_form.html"
     list_display = ("created_at", "queue", "actor", "state", "sent", "failed", "skipped", "left")
-    list_filter = ("queue", "state")
+    list_filter = ("queue", "state", KeyFilter)
     search_fields = ("actor", "reason")
     date_hierarchy = "created_at"
 
@@ -65,6 +92,11 @@ class ReplayJobAdmin(ReadOnlyAdmin):
             ),
             path(
                 "<uuid:job_id>/cancel/", wrap(self.cancel_view), name="operations_replayjob_cancel"
+            ),
+            path(
+                "webhooks/start/",
+                wrap(partial(webhook_replays.start_view, site=self.admin_site)),
+                name="operations_replayjob_webhooks",
             ),
             path(
                 "<uuid:job_id>/resume/", wrap(self.resume_view), name="operations_replayjob_resume"
@@ -106,8 +138,8 @@ class ReplayJobAdmin(ReadOnlyAdmin):
                     ),
                     "sweep_fallback": SWEEP_FALLBACK,
                     "stale_seconds": settings.OPS_REPLAY_STALE_SECONDS,
-                    "queue_url": queue_changelist(job.queue),
-                    "can_replay": request.user.has_perm(REPLAY_PERMISSION),
+                    "queue_url": source_page(job),
+                    "can_replay": may_steer(request.user, job),
                 }
             )
         return super().change_view(request, object_id, form_url, extra)
@@ -142,7 +174,7 @@ class ReplayJobAdmin(ReadOnlyAdmin):
     def cancel_view(self, request: HttpRequest, job_id: Any) -> HttpResponse:
         """Stop a job: at once if queued or stale, between two batches if running."""
         job = self._job(request, job_id)
-        if not request.user.has_perm(REPLAY_PERMISSION):
+        if not may_steer(request.user, job):
             raise PermissionDenied("Cancelling a replay needs replay_deadletters.")
         try:
             job = cancel_replay_job(job.pk, user=request.user)
@@ -161,7 +193,7 @@ class ReplayJobAdmin(ReadOnlyAdmin):
     def resume_view(self, request: HttpRequest, job_id: Any) -> HttpResponse:
         """Queue a stale or failed job again; it goes on from what it recorded."""
         job = self._job(request, job_id)
-        if not request.user.has_perm(REPLAY_PERMISSION):
+        if not may_steer(request.user, job):
             raise PermissionDenied("Resuming a replay needs replay_deadletters.")
         try:
             resume_replay_job(job.pk, user=request.user)

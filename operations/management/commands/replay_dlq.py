@@ -34,7 +34,8 @@ class Command(BaseCommand):
     help = (
         "Replay a dead-letter queue: the Orders DLQ back to the Orders queue (send first, "
         "delete after: nothing is lost; messages whose order moved on are skipped), or the "
-        "stream-failure queue by re-driving each failed batch. --dry-run lists what would "
+        "stream-failure queue by re-driving each failed batch, or one API key's dead-lettered "
+        "webhook deliveries back to the deliveries queue. --dry-run lists what would "
         "happen and changes nothing but the messages' receive counts. Ctrl-C leaves a job that "
         "--resume goes on with."
     )
@@ -53,6 +54,14 @@ class Command(BaseCommand):
             f"{MAX_RATE:g})",
         )
         parser.add_argument("--order-id", default=None, help="only the messages for this order")
+        parser.add_argument(
+            "--client-id",
+            default=None,
+            help="webhook-dlq: the API key (its prefix) whose deliveries to move; required there",
+        )
+        parser.add_argument(
+            "--endpoint", default=None, help="webhook-dlq: only this endpoint's (subscription id)"
+        )
         parser.add_argument("--min-age", type=int, default=None, help="only older (minutes)")
         parser.add_argument("--max-age", type=int, default=None, help="only newer (minutes)")
         parser.add_argument("--min-receives", type=int, default=None)
@@ -72,9 +81,19 @@ class Command(BaseCommand):
         queue, limit = options["queue"], options["limit"]
         if limit is not None and limit < 1:
             raise CommandError("--limit must be 1 or more")
+        webhooks = queue == Queue.WEBHOOK_DLQ
+        if webhooks and not options["client_id"]:
+            raise CommandError("--queue webhook-dlq needs --client-id (the API key's prefix)")
+        if not webhooks and (options["client_id"] or options["endpoint"]):
+            raise CommandError("--client-id and --endpoint are for --queue webhook-dlq only")
+        if webhooks and options["dry_run"]:
+            # Its verdicts speak of orders; a key's webhooks page shows its endpoints' attempts.
+            raise CommandError("--dry-run is for the Orders DLQ and the stream-failure queue")
         try:
             source = selectors.queue_for(queue)
-            if not options["dry_run"]:
+            if webhooks:
+                wiring.webhook_deliveries_queue()  # where the deliveries go back to
+            elif not options["dry_run"]:
                 # What the replay writes to: the Orders queue, and the tables it reads.
                 wiring.orders_queue()
                 wiring.dynamo_store()
@@ -176,6 +195,8 @@ def _filters(options: dict[str, Any]) -> dict[str, Any]:
         "order_id": options["order_id"],
         "min_receives": options["min_receives"],
         "max_receives": options["max_receives"],
+        "client_id": options["client_id"],
+        "subscription_id": options["endpoint"],
     }
     for name, option in (("min_age_seconds", "min_age"), ("max_age_seconds", "max_age")):
         if options[option] is not None:

@@ -243,3 +243,242 @@ def test_the_operator_and_admin_groups_hold_manage_webhooks() -> None:
     viewer = Group.objects.filter(name="viewer").first()
     if viewer is not None:
         assert not viewer.permissions.filter(codename="manage_webhooks").exists()
+
+
+# -- Replaying an endpoint's dead letters (a DLQ replay job; Celery runs it eagerly here) --------
+
+
+def _dead_letter(sqs: Any, dlq: str, client_id: str, subscription_id: str, event_id: str) -> None:
+    body = {
+        "EventId": event_id,
+        "ClientId": client_id,
+        "SubscriptionId": subscription_id,
+        "OrderId": f"o-{event_id}",
+        "Type": "order.shipped",
+        "Attempt": 9,
+        "FirstAttemptAt": 1_700_000_000,
+        "DueAt": 1_700_090_000,
+        "Reason": "HTTP 500",
+    }
+    sqs.send_message(QueueUrl=dlq, MessageBody=json.dumps(body))
+
+
+def _drain(sqs: Any, queue_url: str) -> list[dict]:
+    """Every message of the queue (received, so hidden for a while after)."""
+    bodies: list[dict] = []
+    while True:
+        batch = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=60
+        ).get("Messages", [])
+        if not batch:
+            return bodies
+        bodies += [json.loads(m["Body"]) if m["Body"].startswith("{") else m["Body"] for m in batch]
+
+
+def _visible(sqs: Any, queue_url: str) -> int:
+    """How many messages of the queue are visible (receives nothing)."""
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"])
+
+
+@pytest.fixture
+def dead_lettered(webhook_env: dict, settings: Any, make_key: KeyMaker) -> dict[str, Any]:
+    """A key with two endpoints, and the DLQ holding 3 deliveries of the first, 2 of the
+    second, 1 of another key and one message that is no delivery at all."""
+    settings.WEBHOOKS_ALLOW_LOCAL_ENDPOINTS = True
+    key, _ = make_key("replayed")
+    other, _ = make_key("bystander")
+    hooks = WebhookStore.from_env()
+
+    def endpoint(client_id: str, path: str) -> str:
+        return hooks.create(
+            client_id=client_id,
+            url=f"http://127.0.0.1:9/{path}",
+            events=["order.shipped"],
+            secret="whsec_test",
+            created_by="test",
+        ).subscription_id
+
+    first, second = endpoint(key.client_id, "first"), endpoint(key.client_id, "second")
+    elsewhere = endpoint(other.client_id, "other")
+    sqs, dlq = webhook_env["sqs"], webhook_env["WEBHOOK_DLQ_URL"]
+    for n in range(3):
+        _dead_letter(sqs, dlq, key.client_id, first, f"first-{n}")
+    for n in range(2):
+        _dead_letter(sqs, dlq, key.client_id, second, f"second-{n}")
+    _dead_letter(sqs, dlq, other.client_id, elsewhere, "other-0")
+    sqs.send_message(QueueUrl=dlq, MessageBody="not a delivery")
+    operator = _user(
+        "orders_api.view_clientapikey", "orders_api.manage_webhooks", "operations.view_replayjob"
+    )
+    return {
+        "key": key,
+        "first": first,
+        "operator": operator,
+        "url": f"/admin/orders_api/clientapikey/{key.pk}/webhooks/",
+        "press": {"key": key.pk, "subscription": first, "action": "replay"},
+        **webhook_env,
+    }
+
+
+# Where the webhooks page's "Replay its dead letters" button posts.
+START = "/admin/operations/replayjob/webhooks/start/"
+
+
+def test_an_operator_replays_one_endpoints_dead_letters_as_a_job(dead_lettered: dict) -> None:
+    from operations.models import AuditLogEntry, ReplayJob
+
+    world = dead_lettered
+    # Given the key's webhooks page offers the button
+    page = world["operator"].get(world["url"]).content.decode()
+    assert f'formaction="{START}"' in page and f'value="{world["key"].pk}"' in page
+
+    # When the operator replays the first endpoint's dead letters
+    response = world["operator"].post(START, world["press"])
+
+    # Then a replay job of the webhook DLQ ran, and its page is where the operator lands
+    job = ReplayJob.objects.get(queue=ReplayJob.Queue.WEBHOOK_DLQ)
+    assert response.status_code == 302
+    assert response["Location"] == f"/admin/operations/replayjob/{job.pk}/change/"
+    assert job.filters == {"client_id": world["key"].client_id, "subscription_id": world["first"]}
+    assert job.state == ReplayJob.State.SUCCEEDED
+    assert (job.sent, job.passed, job.left, job.failed) == (3, 3, 1, 0)
+    # And exactly that endpoint's deliveries are queued again, each with a fresh retry window
+    sqs = world["sqs"]
+    queued = _drain(sqs, world["WEBHOOK_DELIVERIES_QUEUE_URL"])
+    assert sorted(body["EventId"] for body in queued) == ["first-0", "first-1", "first-2"]
+    assert all(body["Attempt"] == 0 for body in queued)
+    assert not any({"DueAt", "FirstAttemptAt", "Reason"} & set(body) for body in queued)
+    # And everything else is still in the DLQ
+    kept = _drain(sqs, world["WEBHOOK_DLQ_URL"])
+    events = sorted(body["EventId"] for body in kept if isinstance(body, dict))
+    assert events == ["other-0", "second-0", "second-1"]
+    assert "not a delivery" in kept
+    # And the job's page says so and leads back to the key's webhooks; the key's page lists it
+    page = world["operator"].get(response["Location"]).content.decode()
+    assert "Replay finished: 3 moved, 0 failed, 0 skipped, 1 left, 3 not in scope." in page
+    assert f'href="{world["url"]}" id="job-source"' in page
+    listing = world["operator"].get(
+        f"/admin/operations/replayjob/?client_id={world['key'].client_id}"
+    )
+    assert f"/admin/operations/replayjob/{job.pk}/change/" in listing.content.decode()
+    # And the replay is in the audit log under the operator's name
+    entry = AuditLogEntry.objects.get(object_id=str(job.pk), action="dlq_replay")
+    assert entry.detail["queue"] == "webhook-dlq" and entry.detail["sent"] == 3
+
+
+def test_a_second_replay_is_refused_while_one_is_unfinished(dead_lettered: dict) -> None:
+    from operations.models import ReplayJob
+
+    world = dead_lettered
+    ReplayJob.objects.create(
+        actor="someone",
+        queue=ReplayJob.Queue.WEBHOOK_DLQ,
+        state=ReplayJob.State.RUNNING,
+        filters={"client_id": "another-key"},
+    )
+    # When the operator asks for another replay of the same DLQ
+    response = world["operator"].post(START, world["press"], follow=True)
+    # Then it is refused on the key's webhooks page, and nothing moved
+    assert response.redirect_chain == [(world["url"], 302)]
+    assert "Refused: Another replay of this queue is running" in response.content.decode()
+    assert ReplayJob.objects.filter(queue=ReplayJob.Queue.WEBHOOK_DLQ).count() == 1
+    assert _drain(world["sqs"], world["WEBHOOK_DELIVERIES_QUEUE_URL"]) == []
+    assert len(_drain(world["sqs"], world["WEBHOOK_DLQ_URL"])) == 7
+
+
+def test_with_the_deliveries_queue_gone_the_dead_letters_stay(dead_lettered: dict) -> None:
+    from operations.models import ReplayJob
+
+    world = dead_lettered
+    # Given the deliveries queue was deleted on the SQS server
+    world["sqs"].delete_queue(QueueUrl=world["WEBHOOK_DELIVERIES_QUEUE_URL"])
+    # When the operator replays the endpoint's dead letters
+    world["operator"].post(START, world["press"])
+    # Then each of its deliveries failed to send, and every message is still in the DLQ
+    job = ReplayJob.objects.get(queue=ReplayJob.Queue.WEBHOOK_DLQ)
+    assert (job.sent, job.failed) == (0, 3)
+    assert len(_drain(world["sqs"], world["WEBHOOK_DLQ_URL"])) == 7
+
+
+def test_a_viewer_cannot_replay_dead_letters(dead_lettered: dict) -> None:
+    from operations.models import ReplayJob
+
+    viewer = _user("orders_api.view_clientapikey", "operations.view_replayjob")
+    response = viewer.post(START, dead_lettered["press"])
+    assert response.status_code == 403
+    assert not ReplayJob.objects.exists()
+    assert len(_drain(dead_lettered["sqs"], dead_lettered["WEBHOOK_DLQ_URL"])) == 7
+
+
+def test_a_replay_of_an_unknown_endpoint_or_by_get_starts_nothing(dead_lettered: dict) -> None:
+    from operations.models import ReplayJob
+
+    operator = dead_lettered["operator"]
+    assert operator.get(START).status_code == 405
+    gone = {**dead_lettered["press"], "subscription": "no-such-endpoint"}
+    response = operator.post(START, gone, follow=True)
+    assert response.redirect_chain == [(dead_lettered["url"], 302)]
+    assert "That endpoint does not exist (any more). Nothing was started." in (
+        response.content.decode()
+    )
+    assert not ReplayJob.objects.exists()
+    assert len(_drain(dead_lettered["sqs"], dead_lettered["WEBHOOK_DLQ_URL"])) == 7
+
+
+def test_manage_webhooks_steers_webhook_replays_only(dead_lettered: dict) -> None:
+    from operations.models import ReplayJob
+
+    # Given a member who manages webhooks but may not replay the order DLQs
+    member = _user(
+        "orders_api.view_clientapikey", "orders_api.manage_webhooks", "operations.view_replayjob"
+    )
+    webhook_job = ReplayJob.objects.create(
+        actor="someone",
+        queue=ReplayJob.Queue.WEBHOOK_DLQ,
+        filters={"client_id": dead_lettered["key"].client_id},
+    )
+    orders_job = ReplayJob.objects.create(actor="someone", queue=ReplayJob.Queue.ORDERS_DLQ)
+    # Then the webhook replay's cancel works for it, and the Orders DLQ replay's does not
+    member.post(f"/admin/operations/replayjob/{webhook_job.pk}/cancel/")
+    assert member.post(f"/admin/operations/replayjob/{orders_job.pk}/cancel/").status_code == 403
+    webhook_job.refresh_from_db()
+    orders_job.refresh_from_db()
+    assert webhook_job.state == ReplayJob.State.CANCELLED
+    assert orders_job.state == ReplayJob.State.QUEUED
+
+
+def test_the_command_replays_one_keys_dead_letters_and_refuses_a_bad_call(
+    dead_lettered: dict,
+) -> None:
+    import io
+
+    from django.core.management import CommandError, call_command
+
+    def run(*args: str) -> str:
+        out = io.StringIO()
+        call_command("replay_dlq", "--queue", "webhook-dlq", *args, stdout=out)
+        return out.getvalue()
+
+    # A replay of the webhook DLQ without a key, or as a dry run, is refused before anything
+    with pytest.raises(CommandError, match="needs --client-id"):
+        run()
+    with pytest.raises(CommandError, match="--dry-run is for the Orders DLQ"):
+        run("--client-id", dead_lettered["key"].client_id, "--dry-run")
+    with pytest.raises(CommandError, match="for --queue webhook-dlq only"):
+        call_command("replay_dlq", "--client-id", "x")
+    assert _visible(dead_lettered["sqs"], dead_lettered["WEBHOOK_DLQ_URL"]) == 7
+
+    # With the key (and no endpoint), both of its endpoints' deliveries go back
+    output = run("--client-id", dead_lettered["key"].client_id, "--rate", "500")
+    assert "Replay finished: 5 moved, 0 failed, 0 skipped, 1 left, 1 not in scope." in output
+    queued = _drain(dead_lettered["sqs"], dead_lettered["WEBHOOK_DELIVERIES_QUEUE_URL"])
+    assert sorted(b["EventId"] for b in queued) == [
+        "first-0",
+        "first-1",
+        "first-2",
+        "second-0",
+        "second-1",
+    ]
