@@ -175,6 +175,11 @@ def stream_failure_queue_depth() -> dict[str, int]:
     return wiring.stream_failure_queue().depth()
 
 
+def webhook_dlq_depth() -> dict[str, int]:
+    """The webhook deliveries' dead-letter queue's visible, in-flight and delayed counts."""
+    return wiring.webhook_dead_letter_queue().depth()
+
+
 # -- Dead-letter queues (the Orders DLQ and the stream-failure queue) -----------------------------
 
 

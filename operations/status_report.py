@@ -39,7 +39,8 @@ class StatusReport:
     endpoints: dict[str, str]  # AWS_ENDPOINT_URL*: empty when talking to AWS itself
     resources: dict[str, str | None]  # by setting name (RESOURCES); None: not set
     tables: dict[str, Part]  # "orders", "inventory": {table, items, exact}
-    queues: dict[str, Part]  # "orders", "dead_letter", "stream_failures": depths
+    # "orders", "dead_letter", "stream_failures", "webhook_dead_letters": depths
+    queues: dict[str, Part]
     alarms: Part  # [{name, state, reason, ...}]
     metrics: Part  # {minutes, counts, ratios}
     status_counts: Part  # [{status, count, capped}]; value None when not counted
@@ -105,6 +106,7 @@ def status_report(
         "orders_queue": selectors.orders_queue_depth,
         "dead_letter_queue": selectors.dlq_depth,
         "stream_failure_queue": selectors.stream_failure_queue_depth,
+        "webhook_dead_letter_queue": selectors.webhook_dlq_depth,
         "alarms": counters.stack_alarms,
         "metrics": lambda: selectors.pipeline_metrics(minutes=minutes),
         "counters": counters.order_counters,
@@ -124,6 +126,7 @@ def status_report(
             "orders": parts["orders_queue"],
             "dead_letter": parts["dead_letter_queue"],
             "stream_failures": parts["stream_failure_queue"],
+            "webhook_dead_letters": parts["webhook_dead_letter_queue"],
         },
         alarms=parts["alarms"],
         metrics=parts["metrics"],

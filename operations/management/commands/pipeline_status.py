@@ -77,6 +77,8 @@ class Command(BaseCommand):
             )
             if name == "dead_letter" and depth["visible"]:
                 line = self.style.WARNING(line + "  <- replay or inspect these")
+            elif name == "webhook_dead_letters" and depth["visible"]:
+                line = self.style.WARNING(line + "  <- replay from their key's webhooks page")
             out(line)
         out(self.style.MIGRATE_HEADING("Orders per status"))
         if not self._error("", report.status_counts):

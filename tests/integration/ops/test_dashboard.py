@@ -76,6 +76,10 @@ def test_dashboard_shows_tables_queues_alarms_and_metrics_of_the_running_system(
 ):
     # Given the running local runtime with one message waiting in the DLQ
     dlq.send_json({"OrderId": "dashboard-test", "Attempt": 1})
+    # And two dead-lettered webhook deliveries (taken out again at the end)
+    webhook_dlq = SqsQueue(runtime_env["WEBHOOK_DLQ_URL"])
+    for n in range(2):
+        webhook_dlq.send_json({"EventId": f"dash-{n}", "ClientId": "dash", "Attempt": 9})
     # And two orders written already REJECTED, which the stream's PENDING filter leaves alone
     runtime_store = wiring.dynamo_store()
     for _ in range(2):
@@ -85,7 +89,10 @@ def test_dashboard_shows_tables_queues_alarms_and_metrics_of_the_running_system(
         )
 
     # When a staff member opens the dashboard with a one-day metrics window
-    response = staff.get("/ops/?minutes=1440")
+    try:
+        response = staff.get("/ops/?minutes=1440")
+    finally:
+        webhook_dlq.purge()
     page = response.content.decode()
 
     # Then every part answered: no part shows an error
@@ -95,11 +102,15 @@ def test_dashboard_shows_tables_queues_alarms_and_metrics_of_the_running_system(
     # And the table counts, the three queues and the order charts are there
     assert "Orders" in _part(page, "tables") and "Inventory" in _part(page, "tables")
     queues = _part(page, "queues")
-    for label in ("Orders queue", "Dead-letter queue", "Stream-failure queue"):
+    labels = ("Orders queue", "Dead-letter queue", "Stream-failure queue", "Webhook dead-letter")
+    for label in labels:
         assert label in queues
     # And the waiting DLQ message is shown in red, with a link to replay it
     assert re.search(r'<td class="ops-alarm">1</td>', queues)
     assert 'href="/ops/dlq/"' in queues
+    # And so are the webhook dead letters, saying where they are replayed from
+    assert re.search(r'Webhook dead-letter queue</th>\s*<td class="ops-alarm">2</td>', queues)
+    assert 'id="webhook-dlq-help"' in queues
     orders = _part(page, "order-counts")
     assert orders.count("<svg") == 2 and "Orders per minute, last hour" in orders
     for status, _ in STATUS_METRICS:
