@@ -39,9 +39,6 @@ QUEUE_MODELS = {
 }
 
 
-WEBHOOKS_PERMISSION = "orders_api.manage_webhooks"
-
-
 def queue_changelist(queue: str) -> str:
     """The admin page of a ReplayJob.Queue (of the two with a page of their own)."""
     return reverse(f"admin:operations_{QUEUE_MODELS[queue]}_changelist")
@@ -62,7 +59,7 @@ def may_steer(user: Any, job: ReplayJob) -> bool:
     """Whether `user` may cancel or resume `job`: replay_deadletters, or for a webhook DLQ
     replay the permission that started it."""
     return user.has_perm(REPLAY_PERMISSION) or (
-        job.is_webhooks and user.has_perm(WEBHOOKS_PERMISSION)
+        job.is_webhooks and user.has_perm(webhook_replays.MANAGE_WEBHOOKS)
     )
 
 

@@ -20,9 +20,8 @@ from django.views.decorators.http import require_POST
 from operations.jobs import JobRefused, create_replay_job
 from operations.models import ReplayJob
 from orders_api.models import ClientAPIKey
+from orders_api.webhook_admin import MANAGE as MANAGE_WEBHOOKS
 from pipeline.webhooks_store import WebhookStore
-
-MANAGE_WEBHOOKS = "orders_api.manage_webhooks"
 
 
 @require_POST
