@@ -16,6 +16,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from orders_api.models import ClientAPIKey
+from pipeline import wiring
 from pipeline.webhooks import (
     ALL_EVENTS,
     DEFAULT_EVENTS,
@@ -25,8 +26,8 @@ from pipeline.webhooks import (
     check_events,
     new_secret,
 )
-from pipeline.webhooks_flow import DeliveryQueue, resend
-from pipeline.webhooks_store import ENV_DELIVERIES_QUEUE_URL, WebhookStore
+from pipeline.webhooks_flow import resend
+from pipeline.webhooks_store import WebhookStore
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +144,6 @@ def _act(
     action: str,
 ) -> str | None:
     """One POSTed action on an endpoint; None when done, else what to tell the user."""
-    import os
-
     sub_id = request.POST.get("subscription", "")
     subscription = store.get(key.client_id, sub_id)
     if subscription is None:
@@ -165,7 +164,7 @@ def _act(
         event_id = request.POST.get("event", "")
         queued = resend(
             store=store,
-            queue=DeliveryQueue(os.environ[ENV_DELIVERIES_QUEUE_URL]),
+            queue=wiring.webhook_deliveries_queue(),
             client_id=key.client_id,
             subscription_id=sub_id,
             event_id=event_id,
