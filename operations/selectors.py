@@ -38,11 +38,6 @@ def orders_in_status(status: OrderStatus, *, limit: int, cursor: dict[str, Any] 
     return wiring.dynamo_store().orders_by_status(status, limit=limit, cursor=cursor)
 
 
-def orders_of_customer(customer: str, *, limit: int, cursor: dict[str, Any] | None) -> Page:
-    """A page of one customer's orders, newest first (the CustomerIndex)."""
-    return wiring.dynamo_store().orders_by_customer(customer, limit=limit, cursor=cursor)
-
-
 def orders_search(
     *,
     customer_prefix: str = "",

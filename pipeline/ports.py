@@ -177,12 +177,6 @@ class OrderStore(Protocol):
         sort key: the sweepers' bound, the staff's date range)."""
         ...
 
-    def orders_by_customer(
-        self, customer_name: str, *, limit: int = 50, cursor: dict[str, Any] | None = None
-    ) -> Page:
-        """A customer's orders, newest first."""
-        ...
-
 
 class InventoryStore(Protocol):
     """The Inventory table: reads and the staff's guarded writes."""

@@ -258,12 +258,6 @@ class FakeStore:
             "Status", str(status), limit, cursor, placed_before, placed_after, oldest_first
         )
 
-    def orders_by_customer(
-        self, customer_name: str, *, limit: int = 50, cursor: dict[str, Any] | None = None
-    ) -> Page:
-        """A customer's orders, newest first (the CustomerIndex)."""
-        return self._query("CustomerName", customer_name, limit, cursor)
-
     def _query(
         self,
         key: str,

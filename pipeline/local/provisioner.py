@@ -306,7 +306,7 @@ class Provisioner:
             if exc.response["Error"]["Code"] != "ResourceInUseException":
                 raise
             description = client.describe_table(TableName=name)["Table"]
-            description = self._add_missing_indexes(client, request, description)
+            description = self._sync_indexes(client, request, description)
             self._same_table(logical_id, request, description)
         ttl = props.get("TimeToLiveSpecification")
         if ttl and ttl.get("Enabled"):
@@ -329,22 +329,34 @@ class Provisioner:
         return Physical(name, attributes)
 
     @staticmethod
-    def _add_missing_indexes(
+    def _sync_indexes(
         client: Any, wanted: Mapping[str, Any], found: dict[str, Any]
     ) -> dict[str, Any]:
-        """Create the template's global indexes a kept table lacks (a new index in
-        template.yaml), as CloudFormation does on an update; the table as it is now."""
+        """Give a kept table the template's global indexes, as CloudFormation does on an
+        update: create those it lacks (a new index in template.yaml), delete those the
+        template no longer has. The table as it is now."""
+        if found["KeySchema"] != wanted["KeySchema"]:
+            return found  # not the same table: _same_table says so
         have = {i["IndexName"] for i in found.get("GlobalSecondaryIndexes", [])}
         wanted_indexes = wanted.get("GlobalSecondaryIndexes", [])
-        missing = [i for i in wanted_indexes if i["IndexName"] not in have]
-        if not missing or found["KeySchema"] != wanted["KeySchema"]:
-            return found
-        for index in missing:
+        names = {i["IndexName"] for i in wanted_indexes}
+        dropped = sorted(have - names)
+        added = [i for i in wanted_indexes if i["IndexName"] not in have]
+        # One index per UpdateTable, as DynamoDB requires; the deletes first, so that no
+        # attribute definition is still needed by an index on its way out.
+        for name in dropped:
+            client.update_table(
+                TableName=wanted["TableName"],
+                GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": name}}],
+            )
+        for index in added:
             client.update_table(
                 TableName=wanted["TableName"],
                 AttributeDefinitions=wanted["AttributeDefinitions"],
                 GlobalSecondaryIndexUpdates=[{"Create": index}],
             )
+        if not dropped and not added:
+            return found
         return client.describe_table(TableName=wanted["TableName"])["Table"]
 
     @staticmethod

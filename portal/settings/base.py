@@ -371,7 +371,7 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-# Orders listed per page (one StatusIndex / CustomerIndex query each).
+# Orders listed per page (one StatusIndex / CustomerPrefixIndex query each).
 OPS_ORDERS_PAGE_SIZE = env_int("OPS_ORDERS_PAGE_SIZE", 25)
 # The dashboard counts orders per status up to about this many each (COUNT queries cost reads).
 OPS_STATUS_COUNT_CAP = env_int("OPS_STATUS_COUNT_CAP", 10_000)

@@ -327,22 +327,6 @@ class OrdersTable(TableAdapter):
         response = self.client.query(**kwargs)
         return self._page(response)
 
-    def orders_by_customer(
-        self, customer_name: str, *, limit: int = 50, cursor: dict[str, Any] | None = None
-    ) -> Page:
-        """A customer's orders, newest first, through the CustomerIndex."""
-        kwargs: dict[str, Any] = {
-            "TableName": self.orders_table,
-            "IndexName": "CustomerIndex",
-            "KeyConditionExpression": "CustomerName = :c",
-            "ExpressionAttributeValues": {":c": {"S": customer_name}},
-            "ScanIndexForward": False,
-            "Limit": limit,
-        }
-        if cursor:
-            kwargs["ExclusiveStartKey"] = serialize(cursor)
-        return self._page(self.client.query(**kwargs))
-
     def orders_by_customer_prefix(
         self,
         prefix: str,

@@ -528,33 +528,6 @@ def test_get_many_and_scan_return_the_rows_that_exist(reservation_store: Store) 
 # -- Listings ---------------------------------------------------------------------------------
 
 
-def test_orders_by_customer_are_newest_first_a_page_at_a_time(reservation_store: Store) -> None:
-    # Given a customer's three orders, placed one after another
-    store = reservation_store
-    customer = _unique("customer")
-    oldest, middle, newest = (_order(store, customer=customer, at=at) for at in (T0, T1, T2))
-
-    # When they are listed two at a time
-    first = store.orders_by_customer(customer, limit=2)
-    second = store.orders_by_customer(customer, limit=2, cursor=first.cursor)
-
-    # Then newest first, each once; the cursor is the last item's keys, and the end has none
-    assert [o.order_id for o in first.items] == [newest.order_id, middle.order_id]
-    assert first.cursor == {
-        "OrderId": middle.order_id,
-        "CustomerName": customer,
-        "OrderDate": T1,
-    }
-    assert [o.order_id for o in second.items] == [oldest.order_id]
-    assert second.cursor is None
-    assert first.items[0] == newest
-    # And a page that ends exactly at its limit still has a cursor, to an empty page
-    whole = store.orders_by_customer(customer, limit=3)
-    assert len(whole.items) == 3 and whole.cursor is not None
-    after = store.orders_by_customer(customer, limit=3, cursor=whole.cursor)
-    assert (after.items, after.cursor) == ([], None)
-
-
 def test_orders_by_status_are_newest_first_a_page_at_a_time(
     reservation_store: Store, forget_orders: list[str]
 ) -> None:
