@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -98,6 +99,26 @@ class ProvisionResult:
     queue_visibility: dict[str, int]  # queue ARN -> visibility timeout
     queue_urls: dict[str, str]  # queue ARN -> URL
     notes: list[str]
+
+
+def _without(
+    client: Any,
+    table: str,
+    dropped: set[str],
+    *,
+    timeout: float = 60.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """The table's description once none of the `dropped` indexes is listed: DynamoDB deletes
+    an index in the background (DELETING for a while, as DynamoDB Local does too), and the
+    table only matches the template once it is gone."""
+    deadline = time.monotonic() + timeout
+    while True:
+        description = client.describe_table(TableName=table)["Table"]
+        listed = {i["IndexName"] for i in description.get("GlobalSecondaryIndexes", [])}
+        if not listed & dropped or time.monotonic() > deadline:
+            return description
+        sleep(0.2)
 
 
 class Provisioner:
@@ -357,7 +378,7 @@ class Provisioner:
             )
         if not dropped and not added:
             return found
-        return client.describe_table(TableName=wanted["TableName"])["Table"]
+        return _without(client, wanted["TableName"], set(dropped))
 
     @staticmethod
     def _same_table(logical_id: str, wanted: Mapping[str, Any], found: Mapping[str, Any]) -> None:

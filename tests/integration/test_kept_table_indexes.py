@@ -17,18 +17,44 @@ from pipeline.local.tables import start_tables
 
 pytestmark = pytest.mark.integration
 
+# Orders in the kept table, every one of which must still be there after its indexes change.
+ORDERS = 200
 
-def _orders_indexes(env: dict[str, str]) -> tuple[set[str], int]:
-    client = boto3.client(
+
+def _client(env: dict[str, str]) -> Any:
+    return boto3.client(
         "dynamodb",
         endpoint_url=env["AWS_ENDPOINT_URL_DYNAMODB"],
         region_name=LOCAL_REGION,
         aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
     )
-    table = client.describe_table(TableName=env["ORDERS_TABLE_NAME"])["Table"]
-    count = client.scan(TableName=env["ORDERS_TABLE_NAME"], Select="COUNT")["Count"]
-    return {i["IndexName"] for i in table.get("GlobalSecondaryIndexes", [])}, count
+
+
+def _orders_indexes(env: dict[str, str]) -> tuple[set[str], int]:
+    client, table = _client(env), env["ORDERS_TABLE_NAME"]
+    found = client.describe_table(TableName=table)["Table"].get("GlobalSecondaryIndexes", [])
+    count = client.scan(TableName=table, Select="COUNT")["Count"]
+    return {i["IndexName"] for i in found}, count
+
+
+def _put_orders(env: dict[str, str]) -> None:
+    client, table = _client(env), env["ORDERS_TABLE_NAME"]
+    for start in range(0, ORDERS, 25):
+        puts = [
+            {
+                "PutRequest": {
+                    "Item": {
+                        "OrderId": {"S": f"kept-{n}"},
+                        "CustomerName": {"S": f"Ann {n}"},
+                        "OrderDate": {"S": "2026-12-07T00:00:00.000Z"},
+                        "Status": {"S": "SHIPPED"},
+                    }
+                }
+            }
+            for n in range(start, start + 25)
+        ]
+        client.batch_write_item(RequestItems={table: puts})
 
 
 def _older_template(path: Path) -> Path:
@@ -64,32 +90,13 @@ def _older_template(path: Path) -> Path:
 
 def test_a_kept_table_gets_the_templates_indexes_and_keeps_its_items(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    wanted = {
-        i["IndexName"]
-        for i in load_template(REPO_ROOT / "template.yaml")["Resources"]["OrdersTable"][
-            "Properties"
-        ]["GlobalSecondaryIndexes"]
-    }
-    # Given the Orders table made by an older template, with an order in it
-    emulator, env = start_tables(
-        "kept", data_dir=data, template=_older_template(tmp_path / "t.yaml")
-    )
+    orders = load_template(REPO_ROOT / "template.yaml")["Resources"]["OrdersTable"]
+    wanted = {i["IndexName"] for i in orders["Properties"]["GlobalSecondaryIndexes"]}
+    # Given the Orders table made by an older template, with orders in it
+    older = _older_template(tmp_path / "t.yaml")
+    emulator, env = start_tables("kept", data_dir=data, template=older)
     try:
-        boto3.client(
-            "dynamodb",
-            endpoint_url=env["AWS_ENDPOINT_URL_DYNAMODB"],
-            region_name=LOCAL_REGION,
-            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        ).put_item(
-            TableName=env["ORDERS_TABLE_NAME"],
-            Item={
-                "OrderId": {"S": "kept-1"},
-                "CustomerName": {"S": "Ann"},
-                "OrderDate": {"S": "2026-12-07T00:00:00.000Z"},
-                "Status": {"S": "SHIPPED"},
-            },
-        )
+        _put_orders(env)
         before, _ = _orders_indexes(env)
     finally:
         emulator.stop()
@@ -102,6 +109,30 @@ def test_a_kept_table_gets_the_templates_indexes_and_keeps_its_items(tmp_path: P
     finally:
         emulator.stop()
 
-    # Then the table has exactly the template's indexes, and its order is still there
+    # Then the table has exactly the template's indexes, and its orders are all there
     assert after == wanted
-    assert count == 1
+    assert count == ORDERS
+
+
+class _DroppingSlowly:
+    """DescribeTable as DynamoDB answers while an index is being deleted: DELETING twice,
+    then gone."""
+
+    def __init__(self) -> None:
+        self.describes = 0
+
+    def describe_table(self, TableName: str) -> dict[str, Any]:  # boto3 names it so
+        self.describes += 1
+        indexes = [{"IndexName": "StatusIndex", "IndexStatus": "ACTIVE"}]
+        if self.describes <= 2:
+            indexes.append({"IndexName": "OldCustomerIndex", "IndexStatus": "DELETING"})
+        return {"Table": {"TableName": TableName, "GlobalSecondaryIndexes": indexes}}
+
+
+def test_a_dropped_index_is_waited_for_until_it_is_gone() -> None:
+    from pipeline.local.provisioner import _without
+
+    client, naps = _DroppingSlowly(), []
+    table = _without(client, "orders", {"OldCustomerIndex"}, sleep=naps.append)
+    assert [i["IndexName"] for i in table["GlobalSecondaryIndexes"]] == ["StatusIndex"]
+    assert client.describes == 3 and len(naps) == 2
