@@ -358,10 +358,13 @@ class Provisioner:
         template no longer has. The table as it is now."""
         if found["KeySchema"] != wanted["KeySchema"]:
             return found  # not the same table: _same_table says so
-        have = {i["IndexName"] for i in found.get("GlobalSecondaryIndexes", [])}
+        listed = found.get("GlobalSecondaryIndexes", [])
+        have = {i["IndexName"] for i in listed}
+        # Deleted already (an earlier start stopped before DynamoDB was done): wait only.
+        going = {i["IndexName"] for i in listed if i.get("IndexStatus") == "DELETING"}
         wanted_indexes = wanted.get("GlobalSecondaryIndexes", [])
         names = {i["IndexName"] for i in wanted_indexes}
-        dropped = sorted(have - names)
+        dropped = sorted(have - names - going)
         added = [i for i in wanted_indexes if i["IndexName"] not in have]
         # One index per UpdateTable, as DynamoDB requires; the deletes first, so that no
         # attribute definition is still needed by an index on its way out.
@@ -376,9 +379,9 @@ class Provisioner:
                 AttributeDefinitions=wanted["AttributeDefinitions"],
                 GlobalSecondaryIndexUpdates=[{"Create": index}],
             )
-        if not dropped and not added:
+        if not dropped and not added and not going:
             return found
-        return _without(client, wanted["TableName"], set(dropped))
+        return _without(client, wanted["TableName"], set(dropped) | going)
 
     @staticmethod
     def _same_table(logical_id: str, wanted: Mapping[str, Any], found: Mapping[str, Any]) -> None:

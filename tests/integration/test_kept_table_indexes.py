@@ -126,7 +126,10 @@ class _DroppingSlowly:
         indexes = [{"IndexName": "StatusIndex", "IndexStatus": "ACTIVE"}]
         if self.describes <= 2:
             indexes.append({"IndexName": "OldCustomerIndex", "IndexStatus": "DELETING"})
-        return {"Table": {"TableName": TableName, "GlobalSecondaryIndexes": indexes}}
+        key = [{"AttributeName": "OrderId", "KeyType": "HASH"}]
+        return {
+            "Table": {"TableName": TableName, "KeySchema": key, "GlobalSecondaryIndexes": indexes}
+        }
 
 
 def test_a_dropped_index_is_waited_for_until_it_is_gone() -> None:
@@ -136,3 +139,30 @@ def test_a_dropped_index_is_waited_for_until_it_is_gone() -> None:
     table = _without(client, "orders", {"OldCustomerIndex"}, sleep=naps.append)
     assert [i["IndexName"] for i in table["GlobalSecondaryIndexes"]] == ["StatusIndex"]
     assert client.describes == 3 and len(naps) == 2
+
+
+class _StillDeleting(_DroppingSlowly):
+    """A kept table whose old index an earlier start began to delete: UpdateTable must not
+    be asked to delete it again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.updates: list[dict[str, Any]] = []
+
+    def update_table(self, **request: Any) -> None:
+        self.updates.append(request)
+
+
+def test_an_index_already_being_deleted_is_only_waited_for() -> None:
+    from pipeline.local.provisioner import Provisioner
+
+    client = _StillDeleting()
+    found = client.describe_table(TableName="orders")["Table"]
+    wanted = {
+        "TableName": "orders",
+        "KeySchema": found["KeySchema"],
+        "GlobalSecondaryIndexes": [{"IndexName": "StatusIndex"}],
+    }
+    table = Provisioner._sync_indexes(client, wanted, found)
+    assert client.updates == []
+    assert [i["IndexName"] for i in table["GlobalSecondaryIndexes"]] == ["StatusIndex"]
