@@ -49,10 +49,12 @@ def start_view(request: HttpRequest, *, site: admin.AdminSite) -> HttpResponse:
     except JobRefused as exc:
         messages.error(request, f"Refused: {exc} Nothing was started.")
         return back
+    failed = job.state == ReplayJob.State.FAILED  # the broker could not be reached
+    verb = "Could not start" if failed else "Started"
     site.get_model_admin(ClientAPIKey).log_change(
-        request, key, f"Started replay job {job.pk} of the dead letters of {subscription.url}"
+        request, key, f"{verb} replay job {job.pk} of the dead letters of {subscription.url}"
     )
-    if job.state == ReplayJob.State.FAILED:  # the broker could not be reached
+    if failed:
         messages.error(request, f"The replay could not start: {job.error}")
         return back
     messages.success(request, "Replay started: each delivery goes back with a fresh retry window.")

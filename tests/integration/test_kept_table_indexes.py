@@ -7,10 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import yaml
 
+from pipeline import aws
 from pipeline.local.cfn import load_template
 from pipeline.local.emulators import LOCAL_CREDENTIALS, LOCAL_REGION, REPO_ROOT
 from pipeline.local.tables import start_tables
@@ -22,12 +22,11 @@ ORDERS = 200
 
 
 def _client(env: dict[str, str]) -> Any:
-    return boto3.client(
+    return aws.new_client(
         "dynamodb",
         endpoint_url=env["AWS_ENDPOINT_URL_DYNAMODB"],
-        region_name=LOCAL_REGION,
-        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        region=LOCAL_REGION,
+        credentials=LOCAL_CREDENTIALS,
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Group, Permission, User
 from django.test import Client
 
@@ -482,3 +483,29 @@ def test_the_command_replays_one_keys_dead_letters_and_refuses_a_bad_call(
         "second-0",
         "second-1",
     ]
+
+
+def test_a_replay_that_cannot_reach_the_broker_fails_at_once_and_says_so(
+    dead_lettered: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kombu.exceptions import OperationalError
+
+    from operations.models import ReplayJob
+    from operations.tasks import replay_dlq
+
+    # Given a broker that refuses the job (as kombu does when Redis is down)
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6399. Connection refused.")
+
+    monkeypatch.setattr(replay_dlq, "apply_async", refuse)
+    # When the operator replays the endpoint's dead letters
+    response = dead_lettered["operator"].post(START, dead_lettered["press"], follow=True)
+    # Then they are back on the key's page, told why; the job is failed and nothing moved
+    assert response.redirect_chain == [(dead_lettered["url"], 302)]
+    assert "The replay could not start: could not queue the job" in response.content.decode()
+    assert ReplayJob.objects.get().state == ReplayJob.State.FAILED
+    assert _visible(dead_lettered["sqs"], dead_lettered["WEBHOOK_DLQ_URL"]) == 7
+    assert _drain(dead_lettered["sqs"], dead_lettered["WEBHOOK_DELIVERIES_QUEUE_URL"]) == []
+    # And the key's history says it did not start
+    history = LogEntry.objects.filter(object_id=str(dead_lettered["key"].pk)).latest("action_time")
+    assert history.change_message.startswith("Could not start replay job")
