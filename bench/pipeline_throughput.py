@@ -18,6 +18,7 @@ import statistics
 import sys
 import time
 import uuid
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from decimal import Decimal
@@ -79,7 +80,13 @@ def finals_until(store: DynamoStore, order_ids: list[str], deadline: float) -> d
 def _wait_final(store: DynamoStore, order_ids: list[str], timeout: float) -> list[Order]:
     finals = finals_until(store, order_ids, time.monotonic() + timeout)
     if len(finals) < len(order_ids):
-        raise SystemExit(f"{len(order_ids) - len(finals)} order(s) not final after {timeout:.0f} s")
+        # Where they stopped, so that a run that fails says which stage held them.
+        stuck = [store.order_get(i) for i in order_ids if i not in finals]
+        statuses = Counter(str(order.status) for order in stuck)
+        raise SystemExit(
+            f"{len(stuck)} order(s) not final after {timeout:.0f} s: {dict(statuses)}; "
+            f"first: {stuck[0].order_id}"
+        )
     return [finals[i] for i in order_ids]
 
 

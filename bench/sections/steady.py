@@ -20,7 +20,7 @@ from typing import Any
 
 from bench.context import Context
 from bench.gunicorn import running_portal
-from bench.pipeline_throughput import _when, finals_until
+from bench.pipeline_throughput import _stage_seconds, _when, finals_until
 from pipeline import wiring
 from pipeline.domain import InventoryItem
 
@@ -94,7 +94,8 @@ def run(context: Context) -> dict[str, Any]:
     late = finals_until(store, [i for i in ids if i not in finals], time.monotonic() + DRAIN_S)
     drained_s = time.monotonic() - ended
     totals = []
-    for order in [*finals.values(), *late.values()]:
+    final_orders = [*finals.values(), *late.values()]
+    for order in final_orders:
         at = {h.status: _when(h.at) for h in order.history}
         if "PENDING" in at:
             totals.append(at[str(order.status)] - at["PENDING"])
@@ -112,6 +113,18 @@ def run(context: Context) -> dict[str, Any]:
         "drained_s": drained_s,
         "p50_s": _pct(totals, 0.5),
         "p95_s": _pct(totals, 0.95),
+        # Where submit -> final goes: each stage's p50 and p95, from the orders' histories.
+        "stages_s": {
+            label: {"p50": _pct(spans, 0.5), "p95": _pct(spans, 0.95)}
+            for label, spans in (
+                (label, _stage_seconds(final_orders, source, target))
+                for label, source, target in (
+                    ("reserve", "PENDING", "RESERVED"),
+                    ("pay", "RESERVED", "PAID"),
+                    ("ship", "PAID", "SHIPPED"),
+                )
+            )
+        },
         "api_p50_ms": _pct(api_ms, 0.5),
         "api_p99_ms": _pct(api_ms, 0.99),
         "send_overrun_s": (ended - start) - seconds,

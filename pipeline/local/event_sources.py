@@ -342,9 +342,14 @@ class StreamPoller(_Poller):
         shard's checkpoint moves only once every lane is done (True), not if stopped (False).
         """
         first_seen = time.time()
-        if self._lanes is None:
+        # As many lanes as the records fill batches, up to the factor: a read of a stream that
+        # trickles (a dozen orders a quarter second) is one or two invocations, not one per
+        # lane with a record or two each, and each invocation has a fixed cost. A full read
+        # still uses every lane.
+        used = min(self.spec.parallelization, -(-len(records) // self.spec.batch_size))
+        if self._lanes is None or used == 1:
             return self._process_in_batches(shard_id, records, first_seen)
-        lanes: list[list[dict[str, Any]]] = [[] for _ in range(self.spec.parallelization)]
+        lanes: list[list[dict[str, Any]]] = [[] for _ in range(used)]
         lane_of: dict[str, list[dict[str, Any]]] = {}
         for record in records:
             key = json.dumps(record["dynamodb"].get("Keys", {}), sort_keys=True)

@@ -417,7 +417,7 @@ def test_the_provisioned_mappings_carry_the_templates_settings(
     assert stream.source_arn == provisioned.outputs["OrdersTableStreamArn"]
     assert (stream.batch_size, stream.batching_window, stream.starting_position) == (
         10,
-        1.0,
+        0.0,
         "TRIM_HORIZON",
     )
     assert (stream.bisect, stream.max_retries, stream.max_record_age) == (True, 5, 3600)
@@ -531,7 +531,7 @@ def test_a_filtered_mapping_gets_full_batches_of_the_records_it_wants(
 def test_a_mapping_reads_a_busy_stream_four_times_a_second_not_after_every_answer(
     provisioned: ProvisionResult, table: Table, sqs: Any
 ) -> None:
-    # Given the template's filtered mapping at real time (a batching window of 1 s), and a
+    # Given the template's filtered mapping at real time (no batching window), and a
     # stream that gets one of the pipeline's own writes (filtered out) every 20 ms for 1.5 s
     spec = _mapping(provisioned, "stream")
     function = FakeFunction()
@@ -582,6 +582,27 @@ def test_a_reads_keys_are_spread_evenly_over_the_lanes(
     # Then each lane got two orders: four full batches, no lane with a second batch to run
     # while the others wait
     assert sorted(len(batch) for batch in function.calls) == [2, 2, 2, 2]
+    assert sorted(function.all_keys()) == sorted(ids)
+
+
+@pytest.mark.parametrize(("orders", "batches"), [(5, [1, 2, 2]), (2, [2])])
+def test_a_small_read_fills_as_few_lanes_as_it_needs(
+    provisioned: ProvisionResult, table: Table, sqs: Any, orders: int, batches: list[int]
+) -> None:
+    # Given a few new orders, fewer than four lanes of batches of 2 would hold
+    ids = [f"o{i}" for i in range(orders)]
+    for order_id in ids:
+        table.put(order_id, "PENDING")
+    spec = dataclasses.replace(
+        _mapping(provisioned, "stream", lanes=4), filters=[], batch_size=2, batching_window=0.5
+    )
+    function = FakeFunction()
+    # When the mapping reads them in one read
+    with _running(_stream_poller(spec, table, function, Checkpoints(None), None, sqs)):
+        _until(lambda: len(function.all_keys()) >= len(ids), "every record")
+    # Then they came in as few batches as they fill (each invocation has a fixed cost), not
+    # one per lane with a record each
+    assert sorted(len(batch) for batch in function.calls) == batches
     assert sorted(function.all_keys()) == sorted(ids)
 
 
