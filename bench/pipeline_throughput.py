@@ -14,6 +14,7 @@ and this client share the cores.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -25,7 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 from bench.context import Context
-from pipeline import wiring
+from pipeline import aws, wiring
 from pipeline.adapters.dynamodb import DynamoStore, deserialize
 from pipeline.domain import InventoryItem, Order
 from pipeline.errors import OrderAlreadyExists
@@ -85,9 +86,33 @@ def _wait_final(store: DynamoStore, order_ids: list[str], timeout: float) -> lis
         statuses = Counter(str(order.status) for order in stuck)
         raise SystemExit(
             f"{len(stuck)} order(s) not final after {timeout:.0f} s: {dict(statuses)}; "
-            f"first: {stuck[0].order_id}"
+            f"first: {stuck[0].order_id}; {_backbone_state(stuck[0].order_id)}"
         )
     return [finals[i] for i in order_ids]
+
+
+def _backbone_state(order_id: str) -> str:
+    """The queues' depths and `order_id`'s workflow runs: what a stranded order's stage was."""
+    try:
+        sqs, sfn = aws.client("sqs"), aws.client("stepfunctions")
+        depths = {
+            name: sqs.get_queue_attributes(
+                QueueUrl=os.environ[name], AttributeNames=["ApproximateNumberOfMessages"]
+            )["Attributes"]["ApproximateNumberOfMessages"]
+            for name in ("ORDERS_QUEUE_URL", "ORDERS_DLQ_URL", "STREAM_FAILURE_QUEUE_URL")
+        }
+        pages = sfn.get_paginator("list_executions").paginate(
+            stateMachineArn=os.environ["STATE_MACHINE_ARN"]
+        )
+        runs = [
+            f"{run['name']} {run['status']}"
+            for page in pages
+            for run in page["executions"]
+            if run["name"].startswith(order_id)
+        ]
+        return f"queue depths {depths}; its workflow runs: {runs or 'none'}"
+    except Exception as exc:  # the failure above is what matters; this only adds to it
+        return f"(could not read the backbone's state: {exc!r})"
 
 
 def _submit_all(store: DynamoStore, count: int, items: list[str]) -> tuple[list[str], float]:
