@@ -565,32 +565,22 @@ def test_a_mapping_reads_a_busy_stream_four_times_a_second_not_after_every_answe
     assert min(gaps) >= 0.2
 
 
-def test_a_reads_keys_are_spread_evenly_over_the_lanes(
-    provisioned: ProvisionResult, table: Table, sqs: Any
+@pytest.mark.parametrize(
+    ("ids", "batches"),
+    [
+        # Eight orders whose keys would hash unevenly over four lanes (4, 1, 3 and 0): each
+        # lane gets two, four full batches, no lane with a second batch while the others wait.
+        ([f"o{i * 37}" for i in range(8)], [2, 2, 2, 2]),
+        # Fewer than the lanes' batches hold: as few batches as they fill (each invocation
+        # has a fixed cost), not one per lane with a record each.
+        ([f"o{i}" for i in range(5)], [1, 2, 2]),
+        (["o0", "o1"], [2]),
+    ],
+)
+def test_a_reads_keys_fill_as_few_lanes_as_they_need_evenly(
+    provisioned: ProvisionResult, table: Table, sqs: Any, ids: list[str], batches: list[int]
 ) -> None:
-    # Given eight new orders whose keys would hash unevenly over four lanes (4, 1, 3 and 0)
-    ids = [f"o{i * 37}" for i in range(8)]
-    for order_id in ids:
-        table.put(order_id, "PENDING")
-    spec = dataclasses.replace(
-        _mapping(provisioned, "stream", lanes=4), filters=[], batch_size=2, batching_window=0.5
-    )
-    function = FakeFunction()
-    # When the mapping reads them in one read (4 lanes of batches of 2 want exactly 8)
-    with _running(_stream_poller(spec, table, function, Checkpoints(None), None, sqs)):
-        _until(lambda: len(function.all_keys()) >= len(ids), "every record")
-    # Then each lane got two orders: four full batches, no lane with a second batch to run
-    # while the others wait
-    assert sorted(len(batch) for batch in function.calls) == [2, 2, 2, 2]
-    assert sorted(function.all_keys()) == sorted(ids)
-
-
-@pytest.mark.parametrize(("orders", "batches"), [(5, [1, 2, 2]), (2, [2])])
-def test_a_small_read_fills_as_few_lanes_as_it_needs(
-    provisioned: ProvisionResult, table: Table, sqs: Any, orders: int, batches: list[int]
-) -> None:
-    # Given a few new orders, fewer than four lanes of batches of 2 would hold
-    ids = [f"o{i}" for i in range(orders)]
+    # Given new orders and a mapping of four lanes with batches of 2
     for order_id in ids:
         table.put(order_id, "PENDING")
     spec = dataclasses.replace(
@@ -600,8 +590,7 @@ def test_a_small_read_fills_as_few_lanes_as_it_needs(
     # When the mapping reads them in one read
     with _running(_stream_poller(spec, table, function, Checkpoints(None), None, sqs)):
         _until(lambda: len(function.all_keys()) >= len(ids), "every record")
-    # Then they came in as few batches as they fill (each invocation has a fixed cost), not
-    # one per lane with a record each
+    # Then they came in the batches above, every order once
     assert sorted(len(batch) for batch in function.calls) == batches
     assert sorted(function.all_keys()) == sorted(ids)
 
