@@ -1,7 +1,13 @@
-"""The benchmark report says how busy and how contended the machine was during each section."""
+"""The benchmark report says how busy and how contended the machine was during each section,
+and a burst that strands orders says where they stopped."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import pytest
+
+from bench import pipeline_throughput
 from bench.__main__ import markdown
 from bench.machine import conditions, cpu_ticks
 
@@ -36,3 +42,23 @@ def test_the_report_gives_each_sections_conditions_beside_its_figures() -> None:
     assert "97.5% busy" in section
     assert "6.2% of their time for other guests" in section
     assert "81.0 ms (at the start of the run: 70.0 ms)" in section
+
+
+def test_a_burst_that_strands_orders_says_where_they_stopped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given three orders of which one became final, one stopped PENDING and one RESERVED
+    orders = {
+        i: SimpleNamespace(order_id=i, status=status)
+        for i, status in (("a", "SHIPPED"), ("b", "PENDING"), ("c", "RESERVED"))
+    }
+    store = SimpleNamespace(order_get=orders.__getitem__)
+    monkeypatch.setattr(pipeline_throughput, "finals_until", lambda *_: {"a": orders["a"]})
+    monkeypatch.setattr(pipeline_throughput, "_backbone_state", lambda i: f"runs of {i}")
+    # When the burst gives up waiting
+    with pytest.raises(SystemExit) as stopped:
+        pipeline_throughput._wait_final(store, ["a", "b", "c"], timeout=1)
+    # Then it says how many, where they stopped, the first one and its backbone state
+    assert str(stopped.value) == (
+        "2 order(s) not final after 1 s: {'PENDING': 1, 'RESERVED': 1}; first: b; runs of b"
+    )
