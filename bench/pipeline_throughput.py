@@ -26,7 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 from bench.context import Context
-from pipeline import aws, wiring
+from pipeline import aws, config, wiring
 from pipeline.adapters.dynamodb import DynamoStore, deserialize
 from pipeline.domain import InventoryItem, Order
 from pipeline.errors import OrderAlreadyExists
@@ -36,6 +36,14 @@ from pipeline.statuses import FINAL_STATUSES, OrderStatus
 
 def _when(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+# The pipeline's stages: (label, the status an order enters it in, the one it leaves it in).
+STAGES = (
+    ("reserve", "PENDING", "RESERVED"),
+    ("pay", "RESERVED", "PAID"),
+    ("ship", "PAID", "SHIPPED"),
+)
 
 
 def _stage_seconds(orders: list[Order], source: str, target: str) -> list[float]:
@@ -99,10 +107,14 @@ def _backbone_state(order_id: str) -> str:
             name: sqs.get_queue_attributes(
                 QueueUrl=os.environ[name], AttributeNames=["ApproximateNumberOfMessages"]
             )["Attributes"]["ApproximateNumberOfMessages"]
-            for name in ("ORDERS_QUEUE_URL", "ORDERS_DLQ_URL", "STREAM_FAILURE_QUEUE_URL")
+            for name in (
+                config.ENV_ORDERS_QUEUE_URL,
+                config.ENV_DLQ_URL,
+                config.ENV_STREAM_FAILURE_QUEUE_URL,
+            )
         }
         pages = sfn.get_paginator("list_executions").paginate(
-            stateMachineArn=os.environ["STATE_MACHINE_ARN"]
+            stateMachineArn=os.environ[config.ENV_STATE_MACHINE_ARN]
         )
         runs = [
             f"{run['name']} {run['status']}"
@@ -156,12 +168,7 @@ def burst(store: DynamoStore, orders: int, *, timeout: float = 600) -> dict[str,
     elapsed = max(_when(order.history[-1].at) for order in finals) - started_at
     stages = {
         label: _stage_seconds(finals, source, target)
-        for label, source, target in (
-            ("reserve", "PENDING", "RESERVED"),
-            ("pay", "RESERVED", "PAID"),
-            ("ship", "PAID", "SHIPPED"),
-            ("total", "PENDING", "SHIPPED"),
-        )
+        for label, source, target in (*STAGES, ("total", "PENDING", "SHIPPED"))
     }
     # Each stage's own throughput: orders entering its status per second, between the first
     # and the last order to enter it.

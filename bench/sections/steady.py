@@ -20,9 +20,9 @@ from typing import Any
 
 from bench.context import Context
 from bench.gunicorn import running_portal
-from bench.pipeline_throughput import _stage_seconds, _when, finals_until
+from bench.pipeline_throughput import STAGES, _stage_seconds, _when, finals_until
 from pipeline import wiring
-from pipeline.domain import InventoryItem
+from pipeline.domain import InventoryItem, Order
 
 
 def _post(port: int, key: str, item: str, i: int) -> tuple[int, float, str | None]:
@@ -53,6 +53,11 @@ DRAIN_S = 180.0
 def _pct(values: list[float], share: float) -> float | None:
     values = sorted(values)
     return values[min(len(values) - 1, int(len(values) * share))] if values else None
+
+
+def _stage_pcts(orders: list[Order], source: str, target: str) -> dict[str, float | None]:
+    spans = _stage_seconds(orders, source, target)
+    return {"p50": _pct(spans, 0.5), "p95": _pct(spans, 0.95)}
 
 
 def run(context: Context) -> dict[str, Any]:
@@ -114,17 +119,7 @@ def run(context: Context) -> dict[str, Any]:
         "p50_s": _pct(totals, 0.5),
         "p95_s": _pct(totals, 0.95),
         # Where submit -> final goes: each stage's p50 and p95, from the orders' histories.
-        "stages_s": {
-            label: {"p50": _pct(spans, 0.5), "p95": _pct(spans, 0.95)}
-            for label, spans in (
-                (label, _stage_seconds(final_orders, source, target))
-                for label, source, target in (
-                    ("reserve", "PENDING", "RESERVED"),
-                    ("pay", "RESERVED", "PAID"),
-                    ("ship", "PAID", "SHIPPED"),
-                )
-            )
-        },
+        "stages_s": {label: _stage_pcts(final_orders, *statuses) for label, *statuses in STAGES},
         "api_p50_ms": _pct(api_ms, 0.5),
         "api_p99_ms": _pct(api_ms, 0.99),
         "send_overrun_s": (ended - start) - seconds,
